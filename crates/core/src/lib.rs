@@ -5,6 +5,8 @@
 //! lockouts and TOTP windows are plain unit tests.
 
 pub mod clock;
+pub mod model;
+pub mod origin;
 
 pub use clock::{Clock, Entropy};
 pub mod apikey;
