@@ -1,0 +1,128 @@
+//! Server configuration: defaults, an optional TOML file, then command-line flags.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything `gatehoused` can be told. Every flag has a key of the same name in the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, the lock file, the socket and key files live.
+    pub data_dir: PathBuf,
+    /// TCP listen address (`HOST:PORT`); an empty string disables TCP.
+    pub listen: String,
+    /// UNIX socket path; default `<data_dir>/gatehoused.sock`.
+    pub socket: Option<PathBuf>,
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter).
+    pub log_level: String,
+    pub limits: Limits,
+    pub rate_limit: RateLimit,
+    /// Delay added to failed logins, in ms (TrueNAS: uniform 1000–2000 at level 1).
+    pub login_failure_delay_ms: [u64; 2],
+    /// Threads for slow hashing (PBKDF2, Argon2, SHA-512-crypt); 0 = number of cores.
+    pub kdf_threads: usize,
+    /// Hostname reported by `system.hostname`; default: the machine's.
+    pub hostname: Option<String>,
+    /// Password given to `truenas_admin` on first start (from `GATEHOUSE_ADMIN_PASSWORD`);
+    /// `None` generates one into `<data_dir>/initial-admin-password`. Never read from a file.
+    #[serde(skip)]
+    pub initial_admin_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Calls in flight per connection before -32000.
+    pub max_inflight: usize,
+    /// Characters of one message before login (close 1007 past it).
+    pub unauthenticated_message: usize,
+    /// Characters of one message after login (close 1009 past it).
+    pub authenticated_message: usize,
+    /// Queued outbound frames per connection; events past it are dropped with
+    /// `notify_unsubscribed`.
+    pub outbound_queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    /// Unauthenticated calls per method and remote IP within `window_secs`.
+    pub max_calls: u32,
+    pub window_secs: u64,
+    /// Distinct (method, IP) keys tracked; when full, every rate-limited call fails.
+    pub max_keys: usize,
+    /// Random sleep before answering "Rate Limit Exceeded", in ms.
+    pub penalty_ms: [u64; 2],
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: gatehouse_proto::defaults::data_dir(),
+            listen: gatehouse_proto::defaults::DEFAULT_LISTEN.to_string(),
+            socket: None,
+            log_level: "info".to_string(),
+            limits: Limits::default(),
+            rate_limit: RateLimit::default(),
+            login_failure_delay_ms: [1000, 2000],
+            kdf_threads: 0,
+            hostname: None,
+            initial_admin_password: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inflight: 20,
+            unauthenticated_message: 8192,
+            authenticated_message: 65536,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self { max_calls: 20, window_secs: 60, max_keys: 100, penalty_ms: [1000, 10000] }
+    }
+}
+
+impl Config {
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| gatehouse_proto::defaults::socket_path(&self.data_dir))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    pub fn kdf_threads(&self) -> usize {
+        if self.kdf_threads > 0 {
+            self.kdf_threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_match_flags_and_unknown_keys_fail() {
+        let c = Config::from_toml(
+            "data_dir = \"/tmp/x\"\nlisten = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n[limits]\nmax_inflight = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000");
+        assert_eq!(c.limits.max_inflight, 5);
+        assert_eq!(c.limits.authenticated_message, 65536);
+        assert!(Config::from_toml("bogus = 1").is_err());
+    }
+}

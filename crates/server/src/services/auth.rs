@@ -1,0 +1,508 @@
+//! `auth.*`: login, logout, `auth.me`, sessions; and the connection hooks that make the UNIX
+//! socket auto-login and expire sessions.
+
+use std::sync::Arc;
+
+use gatehouse_core::model::User;
+use gatehouse_core::password;
+use gatehouse_core::roles::ComposedPrivilege;
+use gatehouse_proto::ejson;
+use gatehouse_proto::schema::{Access, Field, MethodSpec, Obj, Ty};
+use gatehouse_proto::{ApiError, errno};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::conn::Conn;
+use crate::registry::{Ctx, Registry};
+use crate::session::{CredKind, Credentials, Session, UserRef, session_entry};
+
+/// Session lifetime at authenticator level 1 (30 days).
+const MAX_SESSION_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Mechanisms offered at level 1, in TrueNAS' order (26+ adds SCRAM).
+pub const MECHANISMS: &[&str] = &["API_KEY_PLAIN", "TOKEN_PLAIN", "PASSWORD_PLAIN", "SCRAM"];
+
+// ---------------------------------------------------------------------------------------------
+// Connection hooks
+
+/// Runs when a connection opens: UNIX-socket peers are authenticated by their credentials.
+pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
+    let gatehouse_core::origin::Origin::Unix { uid, .. } = conn.origin else {
+        return;
+    };
+    let own_uid = gatehouse_proto::defaults::current_uid();
+    let now = app.clock.now_unix();
+    let creds = if uid == 0 || Some(uid) == own_uid {
+        Credentials {
+            kind: CredKind::UnixSocket,
+            user: UserRef { id: 1, uid: 0, username: "root".into() },
+            privilege: Arc::new(ComposedPrivilege::full()),
+            account_attributes: vec!["LOCAL", "SYS_ADMIN"],
+            login_at: now,
+            login_id: app.new_uuid(),
+            internal: true,
+            expires_at_ms: None,
+        }
+    } else {
+        let found = {
+            let dir = app.dir();
+            dir.user_by_uid(uid).and_then(|u| {
+                if u.locked {
+                    return None;
+                }
+                dir.compose_for_user(u).map(|p| (user_ref(u), p))
+            })
+        };
+        // A local user without any privilege simply stays unauthenticated.
+        let Some((user, privilege)) = found else { return };
+        Credentials {
+            kind: CredKind::UnixSocket,
+            account_attributes: account_attributes(&user),
+            user,
+            privilege: Arc::new(privilege),
+            login_at: now,
+            login_id: app.new_uuid(),
+            internal: false,
+            expires_at_ms: None,
+        }
+    };
+    login(app, conn, creds);
+}
+
+/// Runs before each inbound message: an expired session is logged out (the socket stays
+/// open and the call then fails with "Not authenticated").
+pub fn on_message(app: &Arc<App>, conn: &Arc<Conn>) {
+    if let Some(c) = conn.credentials() {
+        if !c.is_valid(app.clock.monotonic_ms()) {
+            logout(app, conn);
+        }
+    }
+}
+
+/// Runs when the connection closes.
+pub async fn on_close(app: &Arc<App>, conn: &Arc<Conn>) {
+    logout(app, conn);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session bookkeeping
+
+pub fn user_ref(u: &User) -> UserRef {
+    UserRef { id: u.id, uid: u.uid, username: u.username.clone() }
+}
+
+pub fn account_attributes(u: &UserRef) -> Vec<&'static str> {
+    let mut a = vec!["LOCAL"];
+    if u.uid == 0 || u.uid == 950 {
+        a.push("SYS_ADMIN");
+    }
+    a
+}
+
+/// Establishes (or replaces) the connection's credentials.
+pub fn login(app: &Arc<App>, conn: &Arc<Conn>, creds: Credentials) {
+    let creds = Arc::new(creds);
+    let replacing = conn.credentials().is_some();
+    conn.set_credentials(Some(creds.clone()));
+    if !replacing {
+        let session = Session { conn: conn.clone(), created_at: app.clock.now_unix() };
+        app.sessions.insert(conn.session_id.clone(), session.clone());
+        if !creds.internal {
+            let mut fields = session_entry(&conn.session_id, &session, &creds, &conn.origin, false);
+            if let Value::Object(m) = &mut fields {
+                m.remove("current");
+                m.remove("internal");
+            }
+            app.publish("auth.sessions", "added", json!(conn.session_id), Some(fields));
+        }
+    }
+    if !creds.internal {
+        app.audit(conn, "AUTHENTICATION", json!({"credentials": creds.dump(), "error": null}), true);
+    }
+}
+
+/// Ends the connection's session, if any.
+pub fn logout(app: &Arc<App>, conn: &Arc<Conn>) {
+    let Some(creds) = conn.credentials() else { return };
+    if !creds.internal {
+        app.audit(conn, "LOGOUT", json!({"credentials": creds.dump()}), true);
+    }
+    conn.set_credentials(None);
+    conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    app.sessions.remove(&conn.session_id);
+    if !creds.internal {
+        app.publish("auth.sessions", "removed", json!(conn.session_id), Some(json!({"id": conn.session_id})));
+    }
+}
+
+/// Audits a failed login attempt.
+pub fn audit_failure(app: &App, conn: &Conn, credentials: &str, data: Value, error: &str) {
+    app.audit(
+        conn,
+        "AUTHENTICATION",
+        json!({"credentials": {"credentials": credentials, "credentials_data": data}, "error": error}),
+        false,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth.me
+
+/// `auth.me` for a credential (its root user for token sessions).
+pub fn me(app: &App, creds: &Credentials) -> Result<Value, ApiError> {
+    let root = creds.root();
+    let dir = app.dir();
+    let user = dir
+        .users
+        .get(&root.user.id)
+        .filter(|u| u.uid == root.user.uid)
+        .ok_or_else(|| ApiError::call(errno::ENOENT, format!("{}: user does not exist", root.user.username)))?;
+    let gid = dir.groups.get(&user.group).map_or(0, |g| g.gid);
+    let mut attrs: Vec<&str> = creds.account_attributes.clone();
+    if user.password_change_required && !attrs.contains(&"PASSWORD_CHANGE_REQUIRED") {
+        attrs.push("PASSWORD_CHANGE_REQUIRED");
+    }
+    Ok(json!({
+        "pw_name": user.username,
+        "pw_gecos": user.full_name,
+        "pw_dir": user.home,
+        "pw_shell": user.shell,
+        "pw_uid": user.uid,
+        "pw_gid": gid,
+        "grouplist": null,
+        "sid": null,
+        "source": "LOCAL",
+        "local": true,
+        "privilege": privilege_json(app, &root.privilege),
+        "account_attributes": attrs,
+        "attributes": dir.attributes.get(&user.uid).cloned().unwrap_or_else(|| json!({})),
+        "two_factor_config": two_factor_config(app, &dir, user),
+    }))
+}
+
+/// The composed privilege as `auth.me` shows it: roles as a `$set`, and the allowlist of
+/// `CALL` entries the roles grant (FULL_ADMIN: `*`/`*`).
+pub fn privilege_json(app: &App, p: &ComposedPrivilege) -> Value {
+    let allowlist: Vec<Value> = if p.full_admin {
+        vec![json!({"method": "*", "resource": "*"})]
+    } else {
+        app.registry
+            .methods()
+            .filter(|m| matches!(&m.spec.access, Access::Roles(r) if !r.is_empty() && p.has_any(r)))
+            .map(|m| json!({"method": "CALL", "resource": m.spec.name}))
+            .collect()
+    };
+    json!({
+        "roles": ejson::set(p.roles.iter().map(|r| json!(r)).collect()),
+        "allowlist": allowlist,
+        "web_shell": p.web_shell,
+        "webui_access": p.webui_access,
+    })
+}
+
+/// `user.twofactor_config` shape; the provisioning URI is filled in by the two-factor service.
+pub fn two_factor_config(_app: &App, dir: &crate::directory::Directory, user: &User) -> Value {
+    let row = dir.twofactor_users.get(&user.id);
+    json!({
+        "provisioning_uri": null,
+        "secret_configured": row.is_some_and(|t| t.secret.is_some()),
+        "interval": row.map_or(30, |t| t.interval),
+        "otp_digits": row.map_or(6, |t| t.otp_digits),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+fn login_options() -> Field {
+    Field::optional(
+        "login_options",
+        Ty::object("AuthCommonOptions", vec![Field::optional("user_info", Ty::Bool, json!(true))]),
+        json!({"user_info": true}),
+    )
+}
+
+fn mech(name: &'static str, title: &'static str, mut fields: Vec<Field>, with_options: bool) -> (&'static str, Obj) {
+    fields.insert(0, Field::required("mechanism", Ty::Literal(vec![name])));
+    if with_options {
+        fields.push(login_options());
+    }
+    (name, Obj { title, fields, update: false })
+}
+
+fn otp_token_variant() -> (&'static str, Obj) {
+    mech("OTP_TOKEN", "AuthOTPToken", vec![Field::required("otp_token", Ty::secret(Ty::str()))], true)
+}
+
+/// The `login_data` union of `auth.login_ex`.
+pub fn login_data_ty() -> Ty {
+    Ty::Tagged {
+        tag: "mechanism",
+        variants: vec![
+            mech(
+                "API_KEY_PLAIN",
+                "AuthApiKeyPlain",
+                vec![
+                    Field::required("username", Ty::str()),
+                    Field::required("api_key", Ty::secret(Ty::str())),
+                ],
+                true,
+            ),
+            mech(
+                "PASSWORD_PLAIN",
+                "AuthPasswordPlain",
+                vec![
+                    Field::required("username", Ty::str()),
+                    Field::required("password", Ty::secret(Ty::str())),
+                ],
+                true,
+            ),
+            mech("TOKEN_PLAIN", "AuthTokenPlain", vec![Field::required("token", Ty::secret(Ty::str()))], true),
+            otp_token_variant(),
+            mech(
+                "SCRAM",
+                "AuthScram",
+                vec![
+                    Field::required("scram_type", Ty::Literal(vec!["CLIENT_FIRST_MESSAGE", "CLIENT_FINAL_MESSAGE"])),
+                    Field::required("rfc_str", Ty::secret(Ty::str())),
+                ],
+                false,
+            ),
+        ],
+    }
+}
+
+fn response(kind: &str) -> Value {
+    json!({"response_type": kind})
+}
+
+/// A SUCCESS response for a fresh login on this connection.
+pub fn success(app: &App, conn: &Conn, user_info: bool) -> Result<Value, ApiError> {
+    let info = match (user_info, conn.credentials()) {
+        (true, Some(c)) => me(app, &c)?,
+        _ => Value::Null,
+    };
+    Ok(json!({"response_type": "SUCCESS", "user_info": info, "authenticator": "LEVEL_1"}))
+}
+
+fn wants_user_info(data: &Value) -> bool {
+    data.get("login_options").and_then(|o| o.get("user_info")).and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// `auth.login_ex`: dispatches on `mechanism`.
+pub async fn login_ex(ctx: &Ctx, data: Value) -> Result<Value, ApiError> {
+    let mechanism = data.get("mechanism").and_then(Value::as_str).unwrap_or_default().to_string();
+    match mechanism.as_str() {
+        "PASSWORD_PLAIN" => password_plain(ctx, &data).await,
+        "OTP_TOKEN" => Err(ApiError::call(errno::EINVAL, "OTP_TOKEN: no authentication in progress")),
+        other => Err(ApiError::call(
+            errno::EOPNOTSUPP,
+            format!("{other}: mechanism is not supported at current authenticator level."),
+        )),
+    }
+}
+
+/// PASSWORD_PLAIN: unknown user, wrong password, locked and disabled accounts all cost one
+/// hash and answer AUTH_ERR.
+async fn password_plain(ctx: &Ctx, data: &Value) -> Result<Value, ApiError> {
+    let app = &ctx.app;
+    let username = data.get("username").and_then(Value::as_str).unwrap_or_default().to_string();
+    let password = data.get("password").and_then(Value::as_str).unwrap_or_default().to_string();
+    let candidate = {
+        let dir = app.dir();
+        dir.user_by_name(&username)
+            .filter(|u| !u.locked && !u.password_disabled)
+            .and_then(|u| u.password_hash.clone().map(|h| (u.clone(), h)))
+    };
+    let user = match candidate {
+        Some((user, hash)) => {
+            let ok = app.kdf(move || password::verify_password(&password, &hash)).await?;
+            ok.then_some(user)
+        }
+        None => {
+            app.kdf(move || password::dummy_verify(&password)).await?;
+            None
+        }
+    };
+    let Some(user) = user else {
+        audit_failure(app, &ctx.conn, "LOGIN_PASSWORD", json!({"username": username}), "Bad username or password");
+        app.login_failure_delay().await;
+        return Ok(response("AUTH_ERR"));
+    };
+    let privilege = app.dir().compose_for_user(&user);
+    let Some(privilege) = privilege else {
+        audit_failure(app, &ctx.conn, "LOGIN_PASSWORD", json!({"username": username}), "User lacks API access.");
+        app.login_failure_delay().await;
+        return Ok(response("DENIED"));
+    };
+    let r = user_ref(&user);
+    let creds = Credentials {
+        kind: CredKind::LoginPassword,
+        account_attributes: account_attributes(&r),
+        user: r,
+        privilege: Arc::new(privilege),
+        login_at: app.clock.now_unix(),
+        login_id: app.new_uuid(),
+        internal: false,
+        expires_at_ms: Some(app.clock.monotonic_ms() + MAX_SESSION_AGE_MS),
+    };
+    login(app, &ctx.conn, creds);
+    success(app, &ctx.conn, wants_user_info(data))
+}
+
+fn current(ctx: &Ctx) -> Result<Arc<Credentials>, ApiError> {
+    ctx.conn.credentials().ok_or_else(ApiError::not_authenticated)
+}
+
+fn sessions_entries(app: &App, caller: &str) -> Vec<Value> {
+    app.sessions
+        .all()
+        .into_iter()
+        .filter_map(|(id, s)| {
+            let c = s.conn.credentials()?;
+            Some(session_entry(&id, &s, &c, &s.conn.origin, id == caller))
+        })
+        .collect()
+}
+
+/// Closes another session's connection (its close callback logs it out and audits).
+pub fn terminate(app: &Arc<App>, id: &str) -> bool {
+    match app.sessions.get(id) {
+        Some(s) => {
+            logout(app, &s.conn);
+            s.conn.close(1000, "Session terminated");
+            true
+        }
+        None => false,
+    }
+}
+
+fn session_entry_ty() -> Ty {
+    Ty::object(
+        "AuthSessionsEntry",
+        vec![
+            Field::required("id", Ty::str()),
+            Field::required("current", Ty::Bool),
+            Field::required("internal", Ty::Bool),
+            Field::required("origin", Ty::str()),
+            Field::required("credentials", Ty::str()),
+            Field::required("credentials_data", Ty::Dict),
+            Field::required("created_at", Ty::DateTime),
+            Field::required("secure_transport", Ty::Bool),
+        ],
+    )
+}
+
+pub fn register(r: &mut Registry) {
+    let public = || Access::Public { rate_limit: true };
+    r.add(
+        MethodSpec::new("auth.login_ex", public())
+            .param(Field::required("login_data", login_data_ty()))
+            .cli_private()
+            .doc("Authenticate using one of a variety of mechanisms."),
+        |ctx, mut params| async move {
+            let data = params.pop().unwrap_or(Value::Null);
+            login_ex(&ctx, data).await
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.login", public())
+            .param(Field::required("username", Ty::str()))
+            .param(Field::required("password", Ty::secret(Ty::str())))
+            .param(Field::optional("otp_token", Ty::nullable(Ty::secret(Ty::str())), Value::Null))
+            .cli_private()
+            .doc("Authenticate session using username and password."),
+        |ctx, params| async move {
+            let data = json!({
+                "mechanism": "PASSWORD_PLAIN",
+                "username": params[0],
+                "password": params[1],
+                "login_options": {"user_info": false},
+            });
+            let resp = login_ex(&ctx, data).await?;
+            let kind = resp.get("response_type").and_then(Value::as_str).unwrap_or_default();
+            if kind == "OTP_REQUIRED" && !params[2].is_null() {
+                let otp = json!({"mechanism": "OTP_TOKEN", "otp_token": params[2], "login_options": {"user_info": false}});
+                let resp = login_ex(&ctx, otp).await?;
+                return Ok(json!(resp.get("response_type") == Some(&json!("SUCCESS"))));
+            }
+            Ok(json!(kind == "SUCCESS"))
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.logout", Access::AnyUser).cli_private().doc("Deauthenticates an app and if a token exists, removes that from the session."),
+        |ctx, _| async move {
+            logout(&ctx.app, &ctx.conn);
+            Ok(json!(true))
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.mechanism_choices", public())
+            .doc("Get the list of authentication mechanisms available for :method:`auth.login_ex`."),
+        |ctx, _| async move {
+            let tokens_ok = ctx.conn.credentials().is_none_or(|c| c.may_create_tokens());
+            let list: Vec<&str> = MECHANISMS.iter().copied().filter(|m| tokens_ok || *m != "TOKEN_PLAIN").collect();
+            Ok(json!(list))
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.me", Access::AnyUser).doc("Returns currently logged-in user."),
+        |ctx, _| async move {
+            let c = current(&ctx)?;
+            me(&ctx.app, &c)
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.set_attribute", Access::AnyUser)
+            .param(Field::required("key", Ty::str()))
+            .param(Field::required("value", Ty::Any))
+            .doc("Set current user's `attributes` dictionary `key` to `value`.\n\ne.g. Setting key=\"foo\" value=\"var\" will result in {\"attributes\": {\"foo\": \"bar\"}}"),
+        |ctx, params| async move {
+            let c = current(&ctx)?;
+            let uid = c.root().user.uid;
+            let key = params[0].as_str().unwrap_or_default().to_string();
+            let value = params[1].clone();
+            ctx.app
+                .mutate(move |dir| {
+                    let mut attrs = dir.attributes.get(&uid).cloned().unwrap_or_else(|| json!({}));
+                    if let Value::Object(m) = &mut attrs {
+                        m.insert(key, value);
+                    }
+                    Ok((vec![gatehouse_core::model::Write::PutAttributes(uid, attrs)], Value::Null))
+                })
+                .await
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.sessions", Access::Roles(vec!["AUTH_SESSIONS_READ"]))
+            .query(session_entry_ty())
+            .doc("Returns a list of active auth sessions.")
+            .example("auth sessions current,origin,credentials WHERE internal == false"),
+        |ctx, params| async move {
+            let entries = sessions_entries(&ctx.app, &ctx.conn.session_id);
+            super::run_query(entries, &params)
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.terminate_session", Access::Roles(vec!["AUTH_SESSIONS_WRITE"]))
+            .param(Field::required("id", Ty::str()))
+            .doc("Terminates session `id`."),
+        |ctx, params| async move {
+            let id = params[0].as_str().unwrap_or_default().to_string();
+            Ok(json!(terminate(&ctx.app, &id)))
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.terminate_other_sessions", Access::Roles(vec!["AUTH_SESSIONS_WRITE"]))
+            .doc("Terminates all other sessions (except the current one)."),
+        |ctx, _| async move {
+            for (id, s) in ctx.app.sessions.all() {
+                let internal = s.conn.credentials().is_some_and(|c| c.internal);
+                if id != ctx.conn.session_id && !internal {
+                    terminate(&ctx.app, &id);
+                }
+            }
+            Ok(json!(true))
+        },
+    );
+}
