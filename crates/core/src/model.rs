@@ -98,18 +98,13 @@ pub struct TwoFactorUser {
 }
 
 /// Global two-factor configuration (`auth.twofactor.config`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TwoFactorConfig {
     pub enabled: bool,
     pub services_ssh: bool,
     pub window: u32,
 }
 
-impl Default for TwoFactorConfig {
-    fn default() -> Self {
-        Self { enabled: false, services_ssh: false, window: 0 }
-    }
-}
 
 /// One audit record (the TrueNAS TNAUDIT shape lives in `data`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

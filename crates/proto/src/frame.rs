@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn request_validation_table() {
-        let table: Vec<(&str, Option<(i64, &str, Value)>)> = vec![
+        type Expected<'a> = Option<(i64, &'a str, Value)>;
+        let table: Vec<(&str, Expected)> = vec![
             (r#"{"id":1,"method":"a.b"}"#, Some((-32600, "Missing 'jsonrpc' member", json!(1)))),
             (r#"{"jsonrpc":"1.0","id":"x","method":"a.b"}"#, Some((
                 -32600,

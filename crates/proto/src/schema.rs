@@ -242,7 +242,7 @@ impl MethodSpec {
             "no_auth_required": matches!(self.access, Access::Public { .. }),
             "no_authz_required": matches!(self.access, Access::AnyUser),
             "filterable": self.filterable,
-            "filterable_schema": self.entry.as_ref().map(|t| json_schema(t)),
+            "filterable_schema": self.entry.as_ref().map(json_schema),
             "pass_application": false,
             "require_websocket": false,
             "job": false,
@@ -537,11 +537,7 @@ pub fn json_schema(ty: &Ty) -> Value {
 /// Replaces every `Secret` field of `value` (shaped by `ty`) with `"********"`.
 pub fn redact(ty: &Ty, value: &mut Value) {
     match (ty, value) {
-        (Ty::Secret(_), v) => {
-            if !v.is_null() {
-                *v = json!("********");
-            }
-        }
+        (Ty::Secret(_), v) if !v.is_null() => *v = json!("********"),
         (Ty::Object(obj), Value::Object(map)) => {
             for f in &obj.fields {
                 if let Some(v) = map.get_mut(f.name) {
