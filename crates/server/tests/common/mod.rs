@@ -33,7 +33,10 @@ impl TestServer {
         config.initial_admin_password = Some(ADMIN_PASSWORD.into());
         tweak(&mut config);
         let server = Server::start(config).await.unwrap();
-        Self { server: Some(server), dir }
+        Self {
+            server: Some(server),
+            dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -64,35 +67,61 @@ impl TestServer {
     }
 }
 
-type Stream = Box<dyn futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin + Send>;
-type Sink = Box<dyn futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin + Send>;
+type Stream = Box<
+    dyn futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin
+        + Send,
+>;
+type Sink = Box<
+    dyn futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin + Send,
+>;
 
 pub struct Ws {
     sink: Sink,
     stream: Stream,
     next_id: i64,
+    /// Frames that arrived while `call` waited for its response (events, mostly).
+    stash: std::collections::VecDeque<Value>,
 }
 
 impl Ws {
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         let (sink, stream) = ws.split();
-        Self { sink: Box::new(sink), stream: Box::new(stream), next_id: 1 }
+        Self {
+            sink: Box::new(sink),
+            stream: Box::new(stream),
+            next_id: 1,
+            stash: Default::default(),
+        }
     }
 
     pub async fn connect_unix(path: &std::path::Path, req_path: &str) -> Self {
         let stream = tokio::net::UnixStream::connect(path).await.unwrap();
-        let (ws, _) = tokio_tungstenite::client_async(format!("ws://localhost{req_path}"), stream).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://localhost{req_path}"), stream)
+            .await
+            .unwrap();
         let (sink, stream) = ws.split();
-        Self { sink: Box::new(sink), stream: Box::new(stream), next_id: 1 }
+        Self {
+            sink: Box::new(sink),
+            stream: Box::new(stream),
+            next_id: 1,
+            stash: Default::default(),
+        }
     }
 
     pub async fn send(&mut self, text: &str) {
-        self.sink.send(Message::Text(text.to_string().into())).await.unwrap();
+        self.sink
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_binary(&mut self, data: &[u8]) {
-        self.sink.send(Message::Binary(data.to_vec().into())).await.unwrap();
+        self.sink
+            .send(Message::Binary(data.to_vec().into()))
+            .await
+            .unwrap();
     }
 
     /// Next text frame as JSON; panics after 5 s.
@@ -109,9 +138,24 @@ impl Ws {
         }
     }
 
+    /// The next `collection_update` notification, including ones stashed by `call`.
+    pub async fn event(&mut self) -> Value {
+        loop {
+            let v = match self.stash.pop_front() {
+                Some(v) => v,
+                None => self.recv().await,
+            };
+            if v["method"] == "collection_update" {
+                return v;
+            }
+        }
+    }
+
     /// Waits for nothing to arrive for `ms`.
     pub async fn expect_silence(&mut self, ms: u64) {
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_millis(ms), self.stream.next()).await {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(ms), self.stream.next()).await
+        {
             panic!("unexpected frame: {t}");
         }
     }
@@ -119,7 +163,9 @@ impl Ws {
     /// Waits for the server to close; returns (code, reason).
     pub async fn closed(&mut self) -> (u16, String) {
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await.expect("no close");
+            let msg = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
+                .await
+                .expect("no close");
             match msg {
                 Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
                 Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (0, String::new()),
@@ -132,12 +178,16 @@ impl Ws {
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()).await;
+        self.send(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        )
+        .await;
         loop {
             let v = self.recv().await;
             if v.get("id") == Some(&json!(id)) {
                 return v;
             }
+            self.stash.push_back(v);
         }
     }
 
