@@ -52,6 +52,10 @@ impl Server {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let lock = provision::prepare_data_dir(&config.data_dir)?;
         let store_path = config.data_dir.join("gatehouse.db");
+        provision::create_private_file(&store_path).map_err(|e| StartError::DataDir {
+            path: config.data_dir.clone(),
+            reason: format!("cannot create {}: {e}", store_path.display()),
+        })?;
         let store = tokio::task::spawn_blocking(move || gatehouse_store::SqliteStore::open(&store_path))
             .await
             .map_err(|e| StartError::Provision(e.to_string()))??;

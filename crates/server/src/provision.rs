@@ -25,9 +25,11 @@ pub fn prepare_data_dir(dir: &Path) -> Result<DirLock, StartError> {
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     {
         use std::os::unix::fs::PermissionsExt;
-        // Keys and the database live here: owner only. Ignore failure on a directory we do
-        // not own but can write (the write probe below decides).
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        // Traversable but not listable: local users must reach the UNIX socket inside (its
+        // peer credentials decide what they get), while every other file here is created
+        // owner-only (database, keys, lock). Failure is ignored on a directory we do not own
+        // but can write (the lock file below decides).
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711));
     }
     let lock_path = dir.join("gatehoused.lock");
     let file = std::fs::OpenOptions::new()
@@ -46,6 +48,13 @@ pub fn prepare_data_dir(dir: &Path) -> Result<DirLock, StartError> {
     let mut f = &file;
     let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
     Ok(DirLock { _file: file })
+}
+
+/// Creates the database file owner-only before SQLite opens it; SQLite gives its `-wal` and
+/// `-shm` files the same permissions.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path).map(drop)
 }
 
 pub fn machine_hostname() -> String {
