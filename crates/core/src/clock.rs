@@ -22,7 +22,10 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(unix: i64) -> Self {
-        Self { unix: unix.into(), mono_ms: 0.into() }
+        Self {
+            unix: unix.into(),
+            mono_ms: 0.into(),
+        }
     }
     /// Moves both clocks forward.
     pub fn advance_secs(&self, secs: u64) {

@@ -105,7 +105,6 @@ pub struct TwoFactorConfig {
     pub window: u32,
 }
 
-
 /// One audit record (the TrueNAS TNAUDIT shape lives in `data`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {

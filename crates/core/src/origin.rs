@@ -7,7 +7,12 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A local UNIX socket peer (`SO_PEERCRED`).
-    Unix { pid: i32, uid: u32, gid: u32, loginuid: Option<u32> },
+    Unix {
+        pid: i32,
+        uid: u32,
+        gid: u32,
+        loginuid: Option<u32>,
+    },
     /// A TCP peer.
     Tcp { addr: IpAddr, port: u16, ssl: bool },
 }
@@ -77,8 +82,16 @@ impl fmt::Display for Origin {
             Origin::Unix { pid, uid, gid, .. } => {
                 write!(f, "UNIX socket (pid={pid} uid={uid} gid={gid})")
             }
-            Origin::Tcp { addr: IpAddr::V4(a), port, .. } => write!(f, "{a}:{port}"),
-            Origin::Tcp { addr: IpAddr::V6(a), port, .. } => write!(f, "[{a}]:{port}"),
+            Origin::Tcp {
+                addr: IpAddr::V4(a),
+                port,
+                ..
+            } => write!(f, "{a}:{port}"),
+            Origin::Tcp {
+                addr: IpAddr::V6(a),
+                port,
+                ..
+            } => write!(f, "[{a}]:{port}"),
         }
     }
 }
@@ -89,10 +102,27 @@ mod tests {
 
     #[test]
     fn string_forms_and_security() {
-        let unix = Origin::Unix { pid: 12, uid: 0, gid: 0, loginuid: None };
-        let v4 = Origin::Tcp { addr: "192.168.1.20".parse().unwrap(), port: 51544, ssl: false };
-        let v6 = Origin::Tcp { addr: "::1".parse().unwrap(), port: 80, ssl: false };
-        let tls = Origin::Tcp { addr: "10.0.0.1".parse().unwrap(), port: 1, ssl: true };
+        let unix = Origin::Unix {
+            pid: 12,
+            uid: 0,
+            gid: 0,
+            loginuid: None,
+        };
+        let v4 = Origin::Tcp {
+            addr: "192.168.1.20".parse().unwrap(),
+            port: 51544,
+            ssl: false,
+        };
+        let v6 = Origin::Tcp {
+            addr: "::1".parse().unwrap(),
+            port: 80,
+            ssl: false,
+        };
+        let tls = Origin::Tcp {
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 1,
+            ssl: true,
+        };
         let table = [
             (&unix, "UNIX socket (pid=12 uid=0 gid=0)", "pid:12", true),
             (&v4, "192.168.1.20:51544", "192.168.1.20", false),
@@ -108,11 +138,33 @@ mod tests {
 
     #[test]
     fn token_matching_ignores_port() {
-        let a = Origin::Tcp { addr: "10.1.1.1".parse().unwrap(), port: 1, ssl: false };
-        let b = Origin::Tcp { addr: "10.1.1.1".parse().unwrap(), port: 2, ssl: false };
-        let c = Origin::Tcp { addr: "10.1.1.2".parse().unwrap(), port: 1, ssl: false };
-        let u = Origin::Unix { pid: 1, uid: 5, gid: 5, loginuid: None };
-        let u2 = Origin::Unix { pid: 2, uid: 5, gid: 5, loginuid: Some(5) };
+        let a = Origin::Tcp {
+            addr: "10.1.1.1".parse().unwrap(),
+            port: 1,
+            ssl: false,
+        };
+        let b = Origin::Tcp {
+            addr: "10.1.1.1".parse().unwrap(),
+            port: 2,
+            ssl: false,
+        };
+        let c = Origin::Tcp {
+            addr: "10.1.1.2".parse().unwrap(),
+            port: 1,
+            ssl: false,
+        };
+        let u = Origin::Unix {
+            pid: 1,
+            uid: 5,
+            gid: 5,
+            loginuid: None,
+        };
+        let u2 = Origin::Unix {
+            pid: 2,
+            uid: 5,
+            gid: 5,
+            loginuid: Some(5),
+        };
         assert!(a.matches(&b));
         assert!(!a.matches(&c));
         assert!(u.matches(&u2));

@@ -1991,17 +1991,16 @@ impl Cond {
             self.poison = Some(format!("unhashable type: '{}'", tn(value_py)));
             return;
         }
-        if let Value::String(s) = value {
-            if let Some(us) = maps.get(s) {
-                self.value = Operand::DateTime(*us);
-                self.prepare();
-            }
+        if let Value::String(s) = value
+            && let Some(us) = maps.get(s)
+        {
+            self.value = Operand::DateTime(*us);
+            self.prepare();
         }
-        if let Value::String(s) = &self.name {
-            if maps.contains_key(s) {
-                self.poison =
-                    Some("'datetime.datetime' object has no attribute 'partition'".into());
-            }
+        if let Value::String(s) = &self.name
+            && maps.contains_key(s)
+        {
+            self.poison = Some("'datetime.datetime' object has no attribute 'partition'".into());
         }
     }
 }
@@ -3129,11 +3128,11 @@ mod re {
             let c = self.peek()?;
             self.pos += 1;
             let mut t = String::from(c);
-            if c == '\\' {
-                if let Some(n) = self.peek() {
-                    t.push(n);
-                    self.pos += 1;
-                }
+            if c == '\\'
+                && let Some(n) = self.peek()
+            {
+                t.push(n);
+                self.pos += 1;
             }
             Some(t)
         }
@@ -3792,10 +3791,10 @@ mod re {
             if !self.eat(')') {
                 return Err(error("missing ), unterminated subpattern", open));
             }
-            if let Some(gid) = group {
-                if let Some(slot) = self.closed.get_mut(gid as usize) {
-                    *slot = true;
-                }
+            if let Some(gid) = group
+                && let Some(slot) = self.closed.get_mut(gid as usize)
+            {
+                *slot = true;
             }
             Ok(Some(Ast::Group(Box::new(inner))))
         }

@@ -406,10 +406,10 @@ pub fn parse_otpauth_uri(uri: &str) -> Result<OtpAuth, OtpAuthError> {
         Ok(bytes) if !bytes.is_empty() => {}
         _ => return Err(OtpAuthError::Secret),
     }
-    if let (Some(p), Some(i)) = (&prefix, &issuer) {
-        if p != i {
-            return Err(OtpAuthError::IssuerMismatch);
-        }
+    if let (Some(p), Some(i)) = (&prefix, &issuer)
+        && p != i
+    {
+        return Err(OtpAuthError::IssuerMismatch);
     }
     if issuer.as_deref() == Some("") {
         return Err(OtpAuthError::Parameter);

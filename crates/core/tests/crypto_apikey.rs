@@ -4,6 +4,7 @@
 //! `sp = hashlib.pbkdf2_hmac('sha512', KEY.encode(), SALT, 1000)`,
 //! `ck = hmac.new(sp, b"Client Key", hashlib.sha512).digest()`, `sk = hashlib.sha512(ck)`,
 //! `svk = hmac.new(sp, b"Server Key", hashlib.sha512).digest()`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use gatehouse_core::apikey::{
     self, DEFAULT_ITERATIONS, KeyParseError, LegacyHashError, cache_digest, derive,

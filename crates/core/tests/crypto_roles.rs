@@ -1,4 +1,5 @@
 //! The 25.10 role catalogue, expansion and privilege composition (spec §5.3, §5.5).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 

@@ -11,6 +11,7 @@
 //! `query_oracle_file` (ignored) replays any number of such recorded cases from a JSON-lines
 //! file; ~30,000 random cases (filters, options, regexes, ISO-8601 strings, reprs, casefolding,
 //! sorts of up to 3,000 records with mixed-type keys) were checked that way.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 /// Everything lives in a module whose name contains `query`, so that
 /// `cargo test -p gatehouse-core query` selects all of it.
@@ -42,10 +43,10 @@ mod query_engine {
             Value::Array(items) => items.iter_mut().for_each(normalize),
             Value::Object(m) => {
                 m.values_mut().for_each(normalize);
-                if m.len() == 1 {
-                    if let Some(Value::Array(items)) = m.get_mut("$set") {
-                        items.sort_by_key(|i| i.to_string());
-                    }
+                if m.len() == 1
+                    && let Some(Value::Array(items)) = m.get_mut("$set")
+                {
+                    items.sort_by_key(|i| i.to_string());
                 }
             }
             _ => {}

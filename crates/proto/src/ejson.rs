@@ -20,7 +20,9 @@ pub fn as_date(v: &Value) -> Option<i64> {
         return None;
     }
     let ms = obj.get("$date")?;
-    ms.as_i64().or_else(|| ms.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)).map(|ms| ms.div_euclid(1000))
+    ms.as_i64()
+        .or_else(|| ms.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+        .map(|ms| ms.div_euclid(1000))
 }
 
 /// Reads `{"$set": [...]}` (exactly one key).
@@ -39,7 +41,10 @@ mod tests {
     #[test]
     fn date_round_trip_drops_subseconds() {
         assert_eq!(date(1_700_000_000), json!({"$date": 1_700_000_000_000i64}));
-        assert_eq!(as_date(&json!({"$date": 1_700_000_000_999i64})), Some(1_700_000_000));
+        assert_eq!(
+            as_date(&json!({"$date": 1_700_000_000_999i64})),
+            Some(1_700_000_000)
+        );
         assert_eq!(as_date(&json!({"$date": 1, "x": 2})), None);
         assert_eq!(as_date(&json!("2024-01-01")), None);
     }

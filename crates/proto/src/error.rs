@@ -19,7 +19,11 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(attribute: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { attribute: Some(attribute.into()), message: message.into(), errno: errno::EINVAL }
+        Self {
+            attribute: Some(attribute.into()),
+            message: message.into(),
+            errno: errno::EINVAL,
+        }
     }
 
     fn attr_str(&self) -> &str {
@@ -41,7 +45,11 @@ pub enum ApiError {
     InstanceNotFound(String),
     /// `CallError(errmsg, errno, extra)`.
     #[error("[{}] {message}", errname(*.errno))]
-    Call { errno: i32, message: String, extra: Option<Value> },
+    Call {
+        errno: i32,
+        message: String,
+        extra: Option<Value>,
+    },
     /// `MatchNotFound` from `query(..., {"get": true})` with no match.
     #[error("MatchNotFound()")]
     MatchNotFound,
@@ -62,7 +70,11 @@ fn validation_reason(errors: &[ValidationError]) -> String {
 
 impl ApiError {
     pub fn call(errno: i32, message: impl Into<String>) -> Self {
-        Self::Call { errno, message: message.into(), extra: None }
+        Self::Call {
+            errno,
+            message: message.into(),
+            extra: None,
+        }
     }
     pub fn not_authenticated() -> Self {
         Self::call(errno::ENOTAUTHENTICATED, "Not authenticated")
@@ -135,7 +147,9 @@ impl ApiError {
             Self::Validation(_) | Self::InstanceNotFound(_) => {
                 (-32602, "Invalid params", errno::EINVAL)
             }
-            Self::MethodNotFound(_) => return json!({"code": -32601, "message": "Method does not exist"}),
+            Self::MethodNotFound(_) => {
+                return json!({"code": -32601, "message": "Method does not exist"});
+            }
             Self::Call { errno, .. } => (-32001, "Method call error", *errno),
             Self::MatchNotFound | Self::Other(_) => (-32001, "Method call error", errno::EINVAL),
         };
@@ -186,7 +200,11 @@ impl Verrors {
         self.0.is_empty()
     }
     pub fn check(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
     }
 }
 
@@ -202,9 +220,15 @@ mod tests {
         assert_eq!(v["message"], "Invalid params");
         assert_eq!(v["data"]["error"], 22);
         assert_eq!(v["data"]["errname"], "EINVAL");
-        assert_eq!(v["data"]["reason"], "[ENOENT] None: ApiKey 99 does not exist");
+        assert_eq!(
+            v["data"]["reason"],
+            "[ENOENT] None: ApiKey 99 does not exist"
+        );
         assert_eq!(v["data"]["trace"]["class"], "InstanceNotFound");
-        assert_eq!(v["data"]["extra"], json!([[null, "ApiKey 99 does not exist", 2]]));
+        assert_eq!(
+            v["data"]["extra"],
+            json!([[null, "ApiKey 99 does not exist", 2]])
+        );
         let l = e.to_legacy();
         assert_eq!(l["error"], 2);
         assert_eq!(l["type"], "VALIDATION");
@@ -214,8 +238,14 @@ mod tests {
     fn validation_errors_reason_and_codes() {
         let e = ApiError::validation("api_key_create", "name must be unique");
         let v = e.to_jsonrpc();
-        assert_eq!(v["data"]["reason"], "[EINVAL] api_key_create: name must be unique\n");
-        assert_eq!(v["data"]["extra"], json!([["api_key_create", "name must be unique", 22]]));
+        assert_eq!(
+            v["data"]["reason"],
+            "[EINVAL] api_key_create: name must be unique\n"
+        );
+        assert_eq!(
+            v["data"]["extra"],
+            json!([["api_key_create", "name must be unique", 22]])
+        );
         assert_eq!(e.to_legacy()["error"], 11);
         assert_eq!(e.to_legacy()["errname"], "EAGAIN");
     }
@@ -223,8 +253,18 @@ mod tests {
     #[test]
     fn call_errors() {
         let table = [
-            (ApiError::not_authenticated(), -32001, 207, "[ENOTAUTHENTICATED] Not authenticated"),
-            (ApiError::not_authorized(), -32001, 13, "[EACCES] Not authorized"),
+            (
+                ApiError::not_authenticated(),
+                -32001,
+                207,
+                "[ENOTAUTHENTICATED] Not authenticated",
+            ),
+            (
+                ApiError::not_authorized(),
+                -32001,
+                13,
+                "[EACCES] Not authorized",
+            ),
             (ApiError::MatchNotFound, -32001, 22, "MatchNotFound()"),
         ];
         for (err, code, errno, reason) in table {
@@ -233,14 +273,20 @@ mod tests {
             assert_eq!(v["data"]["error"], errno, "{err:?}");
             assert_eq!(v["data"]["reason"], reason, "{err:?}");
             assert_eq!(v["data"]["extra"], Value::Null);
-            assert!(v["data"].get("type").is_none(), "JSON-RPC data has no type key");
+            assert!(
+                v["data"].get("type").is_none(),
+                "JSON-RPC data has no type key"
+            );
         }
     }
 
     #[test]
     fn method_not_found_has_no_data() {
         let v = ApiError::MethodNotFound("foo.bar".into()).to_jsonrpc();
-        assert_eq!(v, json!({"code": -32601, "message": "Method does not exist"}));
+        assert_eq!(
+            v,
+            json!({"code": -32601, "message": "Method does not exist"})
+        );
         let l = ApiError::MethodNotFound("foo.bar".into()).to_legacy();
         assert_eq!(l["error"], 201);
         assert_eq!(l["reason"], "[ENOMETHOD] Method 'bar' not found in 'foo'");

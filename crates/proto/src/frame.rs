@@ -28,25 +28,35 @@ pub fn parse_request(text: &str) -> Result<Request, Rejected> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            return Err(Rejected { reply: Some(error_frame(&Value::Null, -32700, &e.to_string())) });
+            return Err(Rejected {
+                reply: Some(error_frame(&Value::Null, -32700, &e.to_string())),
+            });
         }
     };
     let mut obj = match value {
         Value::Object(o) => o,
         Value::Array(_) => {
             let msg = "Batch messages are not supported at this time";
-            return Err(Rejected { reply: Some(error_frame(&Value::Null, -32600, msg)) });
+            return Err(Rejected {
+                reply: Some(error_frame(&Value::Null, -32600, msg)),
+            });
         }
         _ => {
             let msg = "Invalid request: message must be a JSON object";
-            return Err(Rejected { reply: Some(error_frame(&Value::Null, -32600, msg)) });
+            return Err(Rejected {
+                reply: Some(error_frame(&Value::Null, -32600, msg)),
+            });
         }
     };
     let id = obj.remove("id");
     let invalid = |id: &Option<Value>, msg: &str| Rejected {
         reply: id.as_ref().map(|id| {
             // An id of the wrong type is echoed as null: it cannot be trusted as an id.
-            let echo = if valid_id(id) { id.clone() } else { Value::Null };
+            let echo = if valid_id(id) {
+                id.clone()
+            } else {
+                Value::Null
+            };
             error_frame(&echo, -32600, msg)
         }),
     };
@@ -60,10 +70,13 @@ pub fn parse_request(text: &str) -> Result<Request, Rejected> {
             ));
         }
     }
-    if let Some(i) = &id {
-        if !valid_id(i) {
-            return Err(invalid(&id, "'id' member must be of type null, string or number"));
-        }
+    if let Some(i) = &id
+        && !valid_id(i)
+    {
+        return Err(invalid(
+            &id,
+            "'id' member must be of type null, string or number",
+        ));
     }
     let method = match obj.remove("method") {
         None => return Err(invalid(&id, "Missing 'method' member")),
@@ -84,14 +97,17 @@ fn valid_id(id: &Value) -> bool {
 
 /// `{"jsonrpc":"2.0","result":…,"id":…}`.
 pub fn result_frame(id: &Value, result: &Value) -> String {
-    // Built by hand to avoid cloning a possibly large result into a new Value tree.
-    let mut out = String::with_capacity(64);
-    out.push_str("{\"jsonrpc\":\"2.0\",\"result\":");
-    out.push_str(&result.to_string());
-    out.push_str(",\"id\":");
-    out.push_str(&id.to_string());
-    out.push('}');
-    out
+    // Built by hand to avoid cloning a possibly large result into a new Value tree, and
+    // serialized straight into the frame (`Display` goes through `fmt` and an extra copy).
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
+    // Writing a `Value` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut out, result);
+    out.extend_from_slice(b",\"id\":");
+    let _ = serde_json::to_writer(&mut out, id);
+    out.push(b'}');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `{"jsonrpc":"2.0","error":…,"id":…}` with an error member from `ApiError::to_jsonrpc`.
@@ -107,11 +123,25 @@ pub fn notification(method: &str, params: Value) -> String {
 /// One message of the legacy `/websocket` protocol (§1.6).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Legacy {
-    Connect { version: Value, features: Vec<String> },
-    Method { id: Option<Value>, method: Option<Value>, params: Option<Value> },
-    Ping { id: Option<Value> },
-    Sub { id: Value, name: Value },
-    Unsub { id: Value },
+    Connect {
+        version: Value,
+        features: Vec<String>,
+    },
+    Method {
+        id: Option<Value>,
+        method: Option<Value>,
+        params: Option<Value>,
+    },
+    Ping {
+        id: Option<Value>,
+    },
+    Sub {
+        id: Value,
+        name: Value,
+    },
+    Unsub {
+        id: Value,
+    },
     /// Anything else with a `msg` key: ignored, like TrueNAS does.
     Other,
 }
@@ -122,14 +152,22 @@ pub fn parse_legacy(text: &str) -> Result<Legacy, String> {
     let Value::Object(mut obj) = value else {
         return Ok(Legacy::Other);
     };
-    let msg = obj.get("msg").and_then(Value::as_str).unwrap_or("").to_string();
+    let msg = obj
+        .get("msg")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     Ok(match msg.as_str() {
         "connect" => Legacy::Connect {
             version: obj.remove("version").unwrap_or(Value::Null),
             features: obj
                 .get("features")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
         },
         "method" => Legacy::Method {
@@ -137,12 +175,16 @@ pub fn parse_legacy(text: &str) -> Result<Legacy, String> {
             method: obj.remove("method"),
             params: obj.remove("params"),
         },
-        "ping" => Legacy::Ping { id: obj.remove("id") },
+        "ping" => Legacy::Ping {
+            id: obj.remove("id"),
+        },
         "sub" => Legacy::Sub {
             id: obj.remove("id").unwrap_or(Value::Null),
             name: obj.remove("name").unwrap_or(Value::Null),
         },
-        "unsub" => Legacy::Unsub { id: obj.remove("id").unwrap_or(Value::Null) },
+        "unsub" => Legacy::Unsub {
+            id: obj.remove("id").unwrap_or(Value::Null),
+        },
         _ => Legacy::Other,
     })
 }
@@ -180,33 +222,46 @@ mod tests {
     fn request_validation_table() {
         type Expected<'a> = Option<(i64, &'a str, Value)>;
         let table: Vec<(&str, Expected)> = vec![
-            (r#"{"id":1,"method":"a.b"}"#, Some((-32600, "Missing 'jsonrpc' member", json!(1)))),
-            (r#"{"jsonrpc":"1.0","id":"x","method":"a.b"}"#, Some((
-                -32600,
-                "'jsonrpc' member must be of type string and must be exactly '2.0'",
-                json!("x"),
-            ))),
-            (r#"{"jsonrpc":"2.0","id":[1],"method":"a.b"}"#, Some((
-                -32600,
-                "'id' member must be of type null, string or number",
-                Value::Null,
-            ))),
-            (r#"{"jsonrpc":"2.0","id":null}"#, Some((-32600, "Missing 'method' member", Value::Null))),
-            (r#"{"jsonrpc":"2.0","id":2,"method":""}"#, Some((
-                -32600,
-                "'method' member must be of type string",
-                json!(2),
-            ))),
-            (r#"{"jsonrpc":"2.0","id":3,"method":"a.b","params":{"x":1}}"#, Some((
-                -32600,
-                "'params' member must be of type array",
-                json!(3),
-            ))),
-            (r#"[{"jsonrpc":"2.0"}]"#, Some((
-                -32600,
-                "Batch messages are not supported at this time",
-                Value::Null,
-            ))),
+            (
+                r#"{"id":1,"method":"a.b"}"#,
+                Some((-32600, "Missing 'jsonrpc' member", json!(1))),
+            ),
+            (
+                r#"{"jsonrpc":"1.0","id":"x","method":"a.b"}"#,
+                Some((
+                    -32600,
+                    "'jsonrpc' member must be of type string and must be exactly '2.0'",
+                    json!("x"),
+                )),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":[1],"method":"a.b"}"#,
+                Some((
+                    -32600,
+                    "'id' member must be of type null, string or number",
+                    Value::Null,
+                )),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null}"#,
+                Some((-32600, "Missing 'method' member", Value::Null)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":2,"method":""}"#,
+                Some((-32600, "'method' member must be of type string", json!(2))),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":3,"method":"a.b","params":{"x":1}}"#,
+                Some((-32600, "'params' member must be of type array", json!(3))),
+            ),
+            (
+                r#"[{"jsonrpc":"2.0"}]"#,
+                Some((
+                    -32600,
+                    "Batch messages are not supported at this time",
+                    Value::Null,
+                )),
+            ),
             // Notifications get nothing back, not even errors.
             (r#"{"jsonrpc":"2.0","method":"a.b","params":{"x":1}}"#, None),
             (r#"{"method":"a.b"}"#, None),
@@ -255,7 +310,10 @@ mod tests {
     fn legacy_messages() {
         assert_eq!(
             parse_legacy(r#"{"msg":"connect","version":"1","support":["1"]}"#).unwrap(),
-            Legacy::Connect { version: json!("1"), features: vec![] }
+            Legacy::Connect {
+                version: json!("1"),
+                features: vec![]
+            }
         );
         assert!(matches!(
             parse_legacy(r#"{"msg":"method","id":"a","method":"core.ping"}"#).unwrap(),

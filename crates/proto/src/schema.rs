@@ -15,9 +15,15 @@ pub enum Ty {
     /// Any JSON value.
     Any,
     Bool,
-    Int { min: Option<i64>, max: Option<i64> },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     /// A string of `min..=max` characters.
-    Str { min: usize, max: usize },
+    Str {
+        min: usize,
+        max: usize,
+    },
     /// A secret: validated like the inner type, redacted in results and audit records.
     Secret(Box<Ty>),
     /// A datetime, sent as `{"$date": ms}` (strict: an ISO string is rejected).
@@ -33,7 +39,10 @@ pub enum Ty {
     /// Any of these types (first that validates wins).
     Union(Vec<Ty>),
     /// A union discriminated by the string field `tag` (e.g. `auth.login_ex`'s `mechanism`).
-    Tagged { tag: &'static str, variants: Vec<(&'static str, Obj)> },
+    Tagged {
+        tag: &'static str,
+        variants: Vec<(&'static str, Obj)>,
+    },
 }
 
 /// One named field of an object, or one positional parameter of a method.
@@ -58,16 +67,25 @@ pub struct Obj {
 
 impl Ty {
     pub fn str() -> Ty {
-        Ty::Str { min: 0, max: DEFAULT_STR_MAX }
+        Ty::Str {
+            min: 0,
+            max: DEFAULT_STR_MAX,
+        }
     }
     pub fn non_empty_str() -> Ty {
-        Ty::Str { min: 1, max: DEFAULT_STR_MAX }
+        Ty::Str {
+            min: 1,
+            max: DEFAULT_STR_MAX,
+        }
     }
     pub fn str_len(min: usize, max: usize) -> Ty {
         Ty::Str { min, max }
     }
     pub fn int() -> Ty {
-        Ty::Int { min: None, max: None }
+        Ty::Int {
+            min: None,
+            max: None,
+        }
     }
     pub fn int_range(min: Option<i64>, max: Option<i64>) -> Ty {
         Ty::Int { min, max }
@@ -82,7 +100,11 @@ impl Ty {
         Ty::Nullable(Box::new(inner))
     }
     pub fn object(title: &'static str, fields: Vec<Field>) -> Ty {
-        Ty::Object(Obj { title, fields, update: false })
+        Ty::Object(Obj {
+            title,
+            fields,
+            update: false,
+        })
     }
     /// The same model with every field optional and no defaults (an `*_update` model).
     pub fn for_update(self) -> Ty {
@@ -95,10 +117,20 @@ impl Ty {
 
 impl Field {
     pub fn required(name: &'static str, ty: Ty) -> Self {
-        Self { name, ty, default: None, description: "" }
+        Self {
+            name,
+            ty,
+            default: None,
+            description: "",
+        }
     }
     pub fn optional(name: &'static str, ty: Ty, default: Value) -> Self {
-        Self { name, ty, default: Some(default), description: "" }
+        Self {
+            name,
+            ty,
+            default: Some(default),
+            description: "",
+        }
     }
     pub fn describe(mut self, description: &'static str) -> Self {
         self.description = description;
@@ -180,8 +212,10 @@ impl MethodSpec {
     }
     /// Adds the standard `filters` / `options` parameters of a query method.
     pub fn query(mut self, entry: Ty) -> Self {
-        self.params.push(Field::optional("filters", Ty::list(Ty::Any), json!([])));
-        self.params.push(Field::optional("options", Ty::Dict, json!({})));
+        self.params
+            .push(Field::optional("filters", Ty::list(Ty::Any), json!([])));
+        self.params
+            .push(Field::optional("options", Ty::Dict, json!({})));
         self.filterable = true;
         self.entry = Some(entry);
         self
@@ -225,7 +259,11 @@ impl MethodSpec {
                 },
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 
     /// `core.get_methods` metadata for this method.
@@ -258,7 +296,11 @@ impl MethodSpec {
 fn cli_description(doc: &str) -> Value {
     let para = doc.split("\n\n").next().unwrap_or("");
     let first = para.split('.').next().unwrap_or("").replace('\n', " ");
-    if first.is_empty() { Value::Null } else { Value::String(first) }
+    if first.is_empty() {
+        Value::Null
+    } else {
+        Value::String(first)
+    }
 }
 
 fn join_path(path: &[String]) -> String {
@@ -290,7 +332,11 @@ fn check(ty: &Ty, v: Value, path: &mut Vec<String>, errors: &mut Vec<ValidationE
                 );
             }
             if let Some(m) = max.filter(|m| n > *m) {
-                return type_error(path, errors, &format!("Input should be less than or equal to {m}"));
+                return type_error(
+                    path,
+                    errors,
+                    &format!("Input should be less than or equal to {m}"),
+                );
             }
             v
         }
@@ -301,11 +347,19 @@ fn check(ty: &Ty, v: Value, path: &mut Vec<String>, errors: &mut Vec<ValidationE
             let len = s.chars().count();
             if len < *min {
                 let unit = if *min == 1 { "character" } else { "characters" };
-                return type_error(path, errors, &format!("String should have at least {min} {unit}"));
+                return type_error(
+                    path,
+                    errors,
+                    &format!("String should have at least {min} {unit}"),
+                );
             }
             if len > *max {
                 let unit = if *max == 1 { "character" } else { "characters" };
-                return type_error(path, errors, &format!("String should have at most {max} {unit}"));
+                return type_error(
+                    path,
+                    errors,
+                    &format!("String should have at most {max} {unit}"),
+                );
             }
             v
         }
@@ -338,7 +392,10 @@ fn check(ty: &Ty, v: Value, path: &mut Vec<String>, errors: &mut Vec<ValidationE
             _ => type_error(
                 path,
                 errors,
-                &format!("Input should be a valid dictionary or instance of {}", obj.title),
+                &format!(
+                    "Input should be a valid dictionary or instance of {}",
+                    obj.title
+                ),
             ),
         },
         Ty::Nullable(inner) => {
@@ -350,7 +407,11 @@ fn check(ty: &Ty, v: Value, path: &mut Vec<String>, errors: &mut Vec<ValidationE
         }
         Ty::Literal(options) => match v.as_str() {
             Some(s) if options.contains(&s) => v,
-            _ => type_error(path, errors, &format!("Input should be {}", or_list(options))),
+            _ => type_error(
+                path,
+                errors,
+                &format!("Input should be {}", or_list(options)),
+            ),
         },
         Ty::Union(options) => {
             let mut first_errors = None;
@@ -377,7 +438,8 @@ fn check(ty: &Ty, v: Value, path: &mut Vec<String>, errors: &mut Vec<ValidationE
             };
             let tag_str = tag_value.as_str().unwrap_or_default().to_string();
             let Some((name, obj)) = variants.iter().find(|(n, _)| *n == tag_str) else {
-                let expected: Vec<String> = variants.iter().map(|(n, _)| format!("'{n}'")).collect();
+                let expected: Vec<String> =
+                    variants.iter().map(|(n, _)| format!("'{n}'")).collect();
                 let shown = match tag_value {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -603,39 +665,64 @@ mod tests {
         let spec = api_key_create();
         let long = "x".repeat(201);
         let table: Vec<(Value, Vec<(&str, &str)>)> = vec![
-            (json!([{}]), vec![
-                ("api_key_create.name", "Field required"),
-                ("api_key_create.username", "Field required"),
-            ]),
-            (json!([{"name": "a", "username": "b", "roles": []}]), vec![
-                ("api_key_create.roles", "Extra inputs are not permitted"),
-            ]),
-            (json!([{"name": long, "username": "b"}]), vec![
-                ("api_key_create.name", "String should have at most 200 characters"),
-            ]),
-            (json!([{"name": "", "username": "b"}]), vec![
-                ("api_key_create.name", "String should have at least 1 character"),
-            ]),
-            (json!([{"name": 5, "username": "b"}]), vec![
-                ("api_key_create.name", "Input should be a valid string"),
-            ]),
-            (json!([{"name": "a", "username": "b", "expires_at": "2030-01-01"}]), vec![
-                ("api_key_create.expires_at", "Input should be a valid datetime"),
-            ]),
+            (
+                json!([{}]),
+                vec![
+                    ("api_key_create.name", "Field required"),
+                    ("api_key_create.username", "Field required"),
+                ],
+            ),
+            (
+                json!([{"name": "a", "username": "b", "roles": []}]),
+                vec![("api_key_create.roles", "Extra inputs are not permitted")],
+            ),
+            (
+                json!([{"name": long, "username": "b"}]),
+                vec![(
+                    "api_key_create.name",
+                    "String should have at most 200 characters",
+                )],
+            ),
+            (
+                json!([{"name": "", "username": "b"}]),
+                vec![(
+                    "api_key_create.name",
+                    "String should have at least 1 character",
+                )],
+            ),
+            (
+                json!([{"name": 5, "username": "b"}]),
+                vec![("api_key_create.name", "Input should be a valid string")],
+            ),
+            (
+                json!([{"name": "a", "username": "b", "expires_at": "2030-01-01"}]),
+                vec![(
+                    "api_key_create.expires_at",
+                    "Input should be a valid datetime",
+                )],
+            ),
             (json!([]), vec![("api_key_create", "Field required")]),
-            (json!([{"name": "a", "username": "b"}, 1]), vec![
-                ("", "Too many arguments (expected 1, found 2)"),
-            ]),
-            (json!(["x"]), vec![(
-                "api_key_create",
-                "Input should be a valid dictionary or instance of ApiKeyCreate",
-            )]),
+            (
+                json!([{"name": "a", "username": "b"}, 1]),
+                vec![("", "Too many arguments (expected 1, found 2)")],
+            ),
+            (
+                json!(["x"]),
+                vec![(
+                    "api_key_create",
+                    "Input should be a valid dictionary or instance of ApiKeyCreate",
+                )],
+            ),
         ];
         for (params, expected) in table {
-            let Value::Array(p) = params.clone() else { unreachable!() };
+            let Value::Array(p) = params.clone() else {
+                unreachable!()
+            };
             let got = errs(spec.validate(p));
-            let expected: Vec<(String, String)> =
-                expected.into_iter().map(|(a, m)| (a.to_string(), m.to_string())).collect();
+            let expected: Vec<(String, String)> = expected
+                .into_iter()
+                .map(|(a, m)| (a.to_string(), m.to_string()))
+                .collect();
             assert_eq!(got, expected, "params {params}");
         }
     }
@@ -643,24 +730,36 @@ mod tests {
     #[test]
     fn defaults_filled_and_strict_ints() {
         let spec = api_key_create();
-        let out = spec.validate(vec![json!({"name": "a", "username": "b"})]).unwrap();
-        assert_eq!(out[0], json!({"name": "a", "username": "b", "expires_at": null}));
+        let out = spec
+            .validate(vec![json!({"name": "a", "username": "b"})])
+            .unwrap();
+        assert_eq!(
+            out[0],
+            json!({"name": "a", "username": "b", "expires_at": null})
+        );
 
-        let int_spec = MethodSpec::new("x.y", Access::AnyUser)
-            .param(Field::optional("ttl", Ty::nullable(Ty::int()), json!(600)));
+        let int_spec = MethodSpec::new("x.y", Access::AnyUser).param(Field::optional(
+            "ttl",
+            Ty::nullable(Ty::int()),
+            json!(600),
+        ));
         assert_eq!(int_spec.validate(vec![]).unwrap(), vec![json!(600)]);
         for bad in [json!("1"), json!(1.5), json!(true)] {
-            assert_eq!(errs(int_spec.validate(vec![bad])), vec![(
-                "ttl".to_string(),
-                "Input should be a valid integer".to_string()
-            )]);
+            assert_eq!(
+                errs(int_spec.validate(vec![bad])),
+                vec![(
+                    "ttl".to_string(),
+                    "Input should be a valid integer".to_string()
+                )]
+            );
         }
     }
 
     #[test]
     fn update_models_take_only_given_fields() {
         let ty = Ty::object("X", vec![Field::optional("a", Ty::Bool, json!(false))]).for_update();
-        let spec = MethodSpec::new("x.update", Access::Roles(vec![])).param(Field::required("x", ty));
+        let spec =
+            MethodSpec::new("x.update", Access::Roles(vec![])).param(Field::required("x", ty));
         assert_eq!(spec.validate(vec![json!({})]).unwrap(), vec![json!({})]);
     }
 
@@ -669,23 +768,29 @@ mod tests {
         let ty = Ty::Tagged {
             tag: "mechanism",
             variants: vec![
-                ("PASSWORD_PLAIN", Obj {
-                    title: "AuthPasswordPlain",
-                    fields: vec![
-                        Field::required("mechanism", Ty::Literal(vec!["PASSWORD_PLAIN"])),
-                        Field::required("username", Ty::str()),
-                        Field::required("password", Ty::secret(Ty::str())),
-                    ],
-                    update: false,
-                }),
-                ("TOKEN_PLAIN", Obj {
-                    title: "AuthTokenPlain",
-                    fields: vec![
-                        Field::required("mechanism", Ty::Literal(vec!["TOKEN_PLAIN"])),
-                        Field::required("token", Ty::secret(Ty::str())),
-                    ],
-                    update: false,
-                }),
+                (
+                    "PASSWORD_PLAIN",
+                    Obj {
+                        title: "AuthPasswordPlain",
+                        fields: vec![
+                            Field::required("mechanism", Ty::Literal(vec!["PASSWORD_PLAIN"])),
+                            Field::required("username", Ty::str()),
+                            Field::required("password", Ty::secret(Ty::str())),
+                        ],
+                        update: false,
+                    },
+                ),
+                (
+                    "TOKEN_PLAIN",
+                    Obj {
+                        title: "AuthTokenPlain",
+                        fields: vec![
+                            Field::required("mechanism", Ty::Literal(vec!["TOKEN_PLAIN"])),
+                            Field::required("token", Ty::secret(Ty::str())),
+                        ],
+                        update: false,
+                    },
+                ),
             ],
         };
         let spec = MethodSpec::new("auth.login_ex", Access::Public { rate_limit: true })
@@ -706,7 +811,11 @@ mod tests {
             )),
         ];
         for (arg, (attr, msg)) in table {
-            assert_eq!(errs(spec.validate(vec![arg.clone()])), vec![(attr.to_string(), msg)], "{arg}");
+            assert_eq!(
+                errs(spec.validate(vec![arg.clone()])),
+                vec![(attr.to_string(), msg)],
+                "{arg}"
+            );
         }
         let mut p = vec![json!({"mechanism": "PASSWORD_PLAIN", "username": "a", "password": "pw"})];
         redact_params(&spec, &mut p);
@@ -721,7 +830,10 @@ mod tests {
         assert_eq!(accepts["_name_"], "api_key_create");
         assert_eq!(accepts["type"], "object");
         assert_eq!(accepts["_required_"], true);
-        assert_eq!(accepts["_attrs_order_"], json!(["name", "username", "expires_at"]));
+        assert_eq!(
+            accepts["_attrs_order_"],
+            json!(["name", "username", "expires_at"])
+        );
         assert_eq!(accepts["properties"]["expires_at"]["_required_"], false);
         assert_eq!(accepts["properties"]["name"]["_name_"], "name");
         assert_eq!(meta["roles"], json!(["API_KEY_WRITE"]));

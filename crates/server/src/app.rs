@@ -26,7 +26,9 @@ pub struct SystemClock {
 
 impl Default for SystemClock {
     fn default() -> Self {
-        Self { start: std::time::Instant::now() }
+        Self {
+            start: std::time::Instant::now(),
+        }
     }
 }
 
@@ -66,8 +68,10 @@ pub struct App {
     /// Bounds concurrent slow hashes so a login storm cannot starve other work.
     pub kdf: Semaphore,
     pub rate: RateLimiter,
+    /// Open connections, counted by the listeners (`listen::Limited`).
+    pub connections: Arc<crate::listen::ConnCounter>,
     pub hostname: String,
-    audit_tx: tokio::sync::mpsc::UnboundedSender<AuditRecord>,
+    audit_tx: tokio::sync::mpsc::UnboundedSender<AuditMsg>,
     /// Services keep their own in-memory state here (tokens, pending logins, caches).
     pub ext: crate::services::Extensions,
 }
@@ -84,6 +88,7 @@ impl App {
         let app = Arc::new(Self {
             kdf: Semaphore::new(config.kdf_threads()),
             rate: RateLimiter::new(config.rate_limit.clone()),
+            connections: crate::listen::ConnCounter::new(&config.limits),
             config,
             store: store.clone(),
             dir: RwLock::new(dir),
@@ -111,32 +116,54 @@ impl App {
     where
         F: FnOnce(&Directory) -> Result<(Vec<Write>, T), ApiError>,
     {
+        self.mutate_view(build, |_, out| out).await
+    }
+
+    /// Like [`App::mutate`], then `view` turns the result into the answer using the directory
+    /// as it is right after this commit (e.g. to render the new entry), still under the write
+    /// lock so no other write can slip in between.
+    pub async fn mutate_view<T, R, F, V>(&self, build: F, view: V) -> Result<R, ApiError>
+    where
+        F: FnOnce(&Directory) -> Result<(Vec<Write>, T), ApiError>,
+        V: FnOnce(&Directory, T) -> R,
+    {
         let _guard = self.write_lock.lock().await;
         let (batch, out) = {
             let dir = self.dir();
             build(&dir)?
         };
-        if batch.is_empty() {
-            return Ok(out);
+        if !batch.is_empty() {
+            let store = self.store.clone();
+            let batch = tokio::task::spawn_blocking(move || store.apply(&batch).map(|()| batch))
+                .await
+                .map_err(|e| ApiError::Other(format!("store task failed: {e}")))?
+                .map_err(|e| match e {
+                    gatehouse_store::StoreError::Conflict(m) => {
+                        ApiError::call(errno::EEXIST, format!("Conflicting record: {m}"))
+                    }
+                    other => ApiError::call(errno::EFAULT, other.to_string()),
+                })?;
+            self.dir
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .apply(&batch);
         }
-        let store = self.store.clone();
-        let batch = tokio::task::spawn_blocking(move || store.apply(&batch).map(|()| batch))
-            .await
-            .map_err(|e| ApiError::Other(format!("store task failed: {e}")))?
-            .map_err(|e| match e {
-                gatehouse_store::StoreError::Conflict(m) => {
-                    ApiError::call(errno::EEXIST, format!("Conflicting record: {m}"))
-                }
-                other => ApiError::call(errno::EFAULT, other.to_string()),
-            })?;
-        self.dir.write().unwrap_or_else(|p| p.into_inner()).apply(&batch);
-        Ok(out)
+        Ok(view(&self.dir(), out))
     }
 
     /// Runs slow hashing on the bounded blocking pool.
-    pub async fn kdf<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let _permit = self.kdf.acquire().await.map_err(|_| ApiError::Other("shutting down".into()))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Other(format!("hash task failed: {e}")))
+    pub async fn kdf<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self
+            .kdf
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Other("shutting down".into()))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ApiError::Other(format!("hash task failed: {e}")))
     }
 
     pub fn random_bytes<const N: usize>(&self) -> [u8; N] {
@@ -195,7 +222,20 @@ impl App {
             "event_data": event_data.to_string(),
             "success": success,
         });
-        let _ = self.audit_tx.send(AuditRecord { aid, time: now, data });
+        let _ = self.audit_tx.send(AuditMsg::Record(AuditRecord {
+            aid,
+            time: now,
+            data,
+        }));
+    }
+
+    /// Waits until every audit record queued so far is durable (before `audit.query`, and at
+    /// shutdown).
+    pub async fn flush_audit(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.audit_tx.send(AuditMsg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Sends a collection event to every subscribed connection (§1.5 notifications).
@@ -213,20 +253,33 @@ impl App {
     }
 
     /// Runs one call through the whole pipeline.
-    pub async fn call(self: &Arc<Self>, conn: &Arc<Conn>, method: &str, params: Vec<Value>) -> Result<Value, ApiError> {
+    pub async fn call(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, ApiError> {
         let Some(m) = self.registry.get(method).cloned() else {
             return Err(ApiError::MethodNotFound(method.to_string()));
         };
         let creds = conn.credentials();
-        if let Err(e) = self.authorize(conn, &m.spec.access, creds.as_deref(), method).await {
+        if let Err(e) = self
+            .authorize(conn, &m.spec.access, creds.as_deref(), method)
+            .await
+        {
             if let Some(desc) = m.spec.audit {
                 let mut p = params.clone();
                 redact_params(&m.spec, &mut p);
                 let authenticated = creds.is_some();
-                self.audit(conn, "METHOD_CALL", json!({
-                    "method": method, "params": p, "description": desc,
-                    "authenticated": authenticated, "authorized": false,
-                }), false);
+                self.audit(
+                    conn,
+                    "METHOD_CALL",
+                    json!({
+                        "method": method, "params": p, "description": desc,
+                        "authenticated": authenticated, "authorized": false,
+                    }),
+                    false,
+                );
             }
             return Err(e);
         }
@@ -236,13 +289,21 @@ impl App {
             p
         });
         let params = m.spec.validate(params)?;
-        let ctx = Ctx { app: self.clone(), conn: conn.clone() };
+        let ctx = Ctx {
+            app: self.clone(),
+            conn: conn.clone(),
+        };
         let mut result = (m.handler)(ctx, params).await;
         if let (Some(desc), Some(p)) = (m.spec.audit, params_for_audit) {
-            self.audit(conn, "METHOD_CALL", json!({
-                "method": method, "params": p, "description": desc,
-                "authenticated": true, "authorized": true,
-            }), result.is_ok());
+            self.audit(
+                conn,
+                "METHOD_CALL",
+                json!({
+                    "method": method, "params": p, "description": desc,
+                    "authenticated": true, "authorized": true,
+                }),
+                result.is_ok(),
+            );
         }
         if let (Ok(value), Some(r)) = (&mut result, m.redact) {
             let see = match conn.credentials() {
@@ -256,17 +317,22 @@ impl App {
         result
     }
 
-    async fn authorize(&self, conn: &Conn, access: &Access, creds: Option<&Credentials>, method: &str) -> Result<(), ApiError> {
+    async fn authorize(
+        &self,
+        conn: &Conn,
+        access: &Access,
+        creds: Option<&Credentials>,
+        method: &str,
+    ) -> Result<(), ApiError> {
         match (access, creds) {
             (Access::Public { .. }, Some(_)) => Ok(()),
             (Access::Public { rate_limit }, None) => {
-                if *rate_limit {
-                    if let Some(ip) = conn.origin.ip() {
-                        if !self.rate.check(method, ip, self.clock.monotonic_ms()) {
-                            self.random_delay(self.config.rate_limit.penalty_ms).await;
-                            return Err(ApiError::call(errno::EBUSY, "Rate Limit Exceeded"));
-                        }
-                    }
+                if *rate_limit
+                    && let Some(ip) = conn.origin.ip()
+                    && !self.rate.check(method, ip, self.clock.monotonic_ms())
+                {
+                    self.random_delay(self.config.rate_limit.penalty_ms).await;
+                    return Err(ApiError::call(errno::EBUSY, "Rate Limit Exceeded"));
                 }
                 Ok(())
             }
@@ -300,10 +366,10 @@ fn redact_fields(value: &mut Value, fields: &[&str]) {
         Value::Array(items) => items.iter_mut().for_each(|i| redact_fields(i, fields)),
         Value::Object(map) => {
             for f in fields {
-                if let Some(v) = map.get_mut(*f) {
-                    if !v.is_null() {
-                        *v = json!("********");
-                    }
+                if let Some(v) = map.get_mut(*f)
+                    && !v.is_null()
+                {
+                    *v = json!("********");
                 }
             }
         }
@@ -332,17 +398,48 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
-async fn audit_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<AuditRecord>) {
+/// What the audit writer task receives.
+enum AuditMsg {
+    Record(AuditRecord),
+    /// Answered once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Writes audit records in batches: one durable transaction for everything queued meanwhile,
+/// so a login storm costs one fsync per batch, not per record.
+async fn audit_writer(
+    store: Arc<dyn Store>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<AuditMsg>,
+) {
     let mut buf = Vec::new();
     while rx.recv_many(&mut buf, 256).await > 0 {
-        let batch: Vec<Write> = buf.drain(..).map(Write::AppendAudit).collect();
-        let store = store.clone();
-        let res = tokio::task::spawn_blocking(move || store.apply(&batch)).await;
-        if !matches!(res, Ok(Ok(()))) {
-            tracing::error!("could not write audit records");
+        let mut batch = Vec::new();
+        let mut waiters = Vec::new();
+        for msg in buf.drain(..) {
+            match msg {
+                AuditMsg::Record(r) => batch.push(Write::AppendAudit(r)),
+                AuditMsg::Flush(tx) => waiters.push(tx),
+            }
+        }
+        if !batch.is_empty() {
+            let store = store.clone();
+            let res = tokio::task::spawn_blocking(move || store.apply(&batch)).await;
+            if !matches!(res, Ok(Ok(()))) {
+                tracing::error!("could not write audit records");
+            }
+        }
+        for w in waiters {
+            let _ = w.send(());
         }
     }
 }
@@ -363,7 +460,13 @@ const RATE_CLEAR_MS: u64 = 600_000;
 
 impl RateLimiter {
     pub fn new(cfg: crate::config::RateLimit) -> Self {
-        Self { cfg, inner: Mutex::new(RateState { keys: HashMap::new(), cleared_at: 0 }) }
+        Self {
+            cfg,
+            inner: Mutex::new(RateState {
+                keys: HashMap::new(),
+                cleared_at: 0,
+            }),
+        }
     }
 
     /// Records a call; false when it must be refused.
@@ -398,7 +501,12 @@ mod tests {
 
     #[test]
     fn rate_limit_window_and_cache_bound() {
-        let cfg = crate::config::RateLimit { max_calls: 3, window_secs: 60, max_keys: 2, penalty_ms: [0, 0] };
+        let cfg = crate::config::RateLimit {
+            max_calls: 3,
+            window_secs: 60,
+            max_keys: 2,
+            penalty_ms: [0, 0],
+        };
         let rl = RateLimiter::new(cfg);
         let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
         let results: Vec<bool> = (0..4).map(|_| rl.check("auth.login_ex", ip, 1)).collect();

@@ -24,6 +24,8 @@ pub struct Config {
     pub kdf_threads: usize,
     /// Hostname reported by `system.hostname`; default: the machine's.
     pub hostname: Option<String>,
+    /// PBKDF2 iterations for new API keys (TrueNAS: 500000). Lower only in tests.
+    pub api_key_iterations: u32,
     /// Password given to `truenas_admin` on first start (from `GATEHOUSE_ADMIN_PASSWORD`);
     /// `None` generates one into `<data_dir>/initial-admin-password`. Never read from a file.
     #[serde(skip)]
@@ -42,6 +44,17 @@ pub struct Limits {
     /// Queued outbound frames per connection; events past it are dropped with
     /// `notify_unsubscribed`.
     pub outbound_queue: usize,
+    /// Open connections over both listeners; past it new connections are refused at accept
+    /// (HTTP 503). 0 = unlimited.
+    pub max_connections: usize,
+    /// Open TCP connections per remote IP address; past it refused at accept. 0 = unlimited.
+    pub max_connections_per_ip: usize,
+    /// Time from accept to a complete WebSocket upgrade request, in ms; a client that sends
+    /// nothing or a partial request is dropped after it. 0 = no limit.
+    pub handshake_timeout_ms: u64,
+    /// Time an upgraded connection may stay without a session, in ms (counted from the
+    /// upgrade or from its logout); then it is closed with 1008. 0 = no limit.
+    pub unauthenticated_idle_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +81,7 @@ impl Default for Config {
             login_failure_delay_ms: [1000, 2000],
             kdf_threads: 0,
             hostname: None,
+            api_key_iterations: gatehouse_core::apikey::DEFAULT_ITERATIONS,
             initial_admin_password: None,
         }
     }
@@ -80,13 +94,22 @@ impl Default for Limits {
             unauthenticated_message: 8192,
             authenticated_message: 65536,
             outbound_queue: 1024,
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            handshake_timeout_ms: 10_000,
+            unauthenticated_idle_ms: 60_000,
         }
     }
 }
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self { max_calls: 20, window_secs: 60, max_keys: 100, penalty_ms: [1000, 10000] }
+        Self {
+            max_calls: 20,
+            window_secs: 60,
+            max_keys: 100,
+            penalty_ms: [1000, 10000],
+        }
     }
 }
 

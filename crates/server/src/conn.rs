@@ -64,6 +64,11 @@ impl Conn {
         }
     }
 
+    /// Frames waiting in the outbound queue (never more than `limits.outbound_queue`).
+    pub fn queued(&self) -> usize {
+        self.out.max_capacity() - self.out.capacity()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
@@ -79,7 +84,10 @@ impl Conn {
             return;
         }
         let text = if self.legacy {
-            let msg = params.get("msg").and_then(Value::as_str).unwrap_or("changed");
+            let msg = params
+                .get("msg")
+                .and_then(Value::as_str)
+                .unwrap_or("changed");
             frame::legacy_event(msg, params)
         } else {
             frame::notification("collection_update", Value::Object(params.clone()))
@@ -103,7 +111,9 @@ pub async fn serve(app: Arc<App>, ws: WebSocket, origin: Origin, legacy: bool) {
         subscriptions: Mutex::new(HashMap::new()),
         inflight: AtomicUsize::new(0),
         closed: AtomicBool::new(false),
-        options: Mutex::new(json!({"legacy_jobs": true, "private_methods": false, "py_exceptions": false})),
+        options: Mutex::new(
+            json!({"legacy_jobs": true, "private_methods": false, "py_exceptions": false}),
+        ),
         pending_login: Mutex::new(None),
     });
 
@@ -116,7 +126,10 @@ pub async fn serve(app: Arc<App>, ws: WebSocket, origin: Origin, legacy: bool) {
                     }
                 }
                 Outbound::Close(code, reason) => {
-                    let frame = CloseFrame { code, reason: reason.into() };
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     break;
                 }
@@ -131,7 +144,51 @@ pub async fn serve(app: Arc<App>, ws: WebSocket, origin: Origin, legacy: bool) {
     }
     let mut connected = !legacy;
 
-    while let Some(msg) = stream.next().await {
+    // An upgraded connection without a session is closed after `unauthenticated_idle_ms`,
+    // counted from the upgrade or from the moment it lost its session.
+    let idle_limit = app.config.limits.unauthenticated_idle_ms;
+    let mut unauth_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = if idle_limit == 0 {
+            stream.next().await
+        } else {
+            loop {
+                if conn.credentials().is_some() {
+                    unauth_deadline = None;
+                    // Look again now and then: a logout (a call on its own task, or a session
+                    // expiry) starts the clock again.
+                    match tokio::time::timeout(
+                        std::time::Duration::from_millis(idle_limit),
+                        stream.next(),
+                    )
+                    .await
+                    {
+                        Ok(m) => break m,
+                        Err(_) => continue,
+                    }
+                }
+                let deadline = *unauth_deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + std::time::Duration::from_millis(idle_limit)
+                });
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Ok(m) => break m,
+                    // A login may have completed meanwhile (calls run on their own tasks).
+                    Err(_) if conn.credentials().is_some() => continue,
+                    // A call (a login hashing its password, say) is still running: look
+                    // again shortly rather than cut it off.
+                    Err(_) if conn.inflight.load(Ordering::SeqCst) > 0 => {
+                        unauth_deadline = Some(deadline + std::time::Duration::from_millis(100));
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::debug!(session = %conn.session_id, "closing unauthenticated idle connection");
+                        conn.close(1008, "Authentication timeout");
+                        break None;
+                    }
+                }
+            }
+        };
+        let Some(msg) = next else { break };
         if conn.is_closed() {
             break;
         }
@@ -263,21 +320,29 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
             Legacy::Connect { version, .. } if version == json!("1") => {
                 *connected = true;
                 crate::services::auth::on_connect(app, conn).await;
-                conn.send(json!({"msg": "connected", "session": conn.session_id}).to_string()).await;
+                conn.send(json!({"msg": "connected", "session": conn.session_id}).to_string())
+                    .await;
             }
-            _ => conn.send(json!({"msg": "failed", "version": "1"}).to_string()).await,
+            _ => {
+                conn.send(json!({"msg": "failed", "version": "1"}).to_string())
+                    .await
+            }
         }
         return true;
     }
     match msg {
         Legacy::Connect { .. } => {
-            conn.send(json!({"msg": "failed", "version": "1"}).to_string()).await;
+            conn.send(json!({"msg": "failed", "version": "1"}).to_string())
+                .await;
             true
         }
         Legacy::Ping { .. } | Legacy::Other => true,
         Legacy::Unsub { id } => {
             if let Some(id) = id.as_str() {
-                conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+                conn.subscriptions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
             }
             true
         }
@@ -289,8 +354,12 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).insert(ident, name);
-                    conn.send(json!({"msg": "ready", "subs": [id]}).to_string()).await;
+                    conn.subscriptions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(ident, name);
+                    conn.send(json!({"msg": "ready", "subs": [id]}).to_string())
+                        .await;
                 }
                 Err(e) => conn.send(frame::legacy_error(&id, e.to_legacy())).await,
             }
@@ -301,12 +370,14 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
             let method = match method {
                 Some(Value::String(m)) => m,
                 _ => {
-                    let err = ApiError::call(errno::EINVAL, "Message is malformed: 'method' is absent.");
+                    let err =
+                        ApiError::call(errno::EINVAL, "Message is malformed: 'method' is absent.");
                     if id.is_none() {
                         conn.close(1011, "Message is malformed: 'method' is absent.");
                         return false;
                     }
-                    conn.send(frame::legacy_error(&reply_id, err.to_legacy())).await;
+                    conn.send(frame::legacy_error(&reply_id, err.to_legacy()))
+                        .await;
                     return true;
                 }
             };
@@ -315,7 +386,8 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
                 Some(Value::Array(a)) => a,
                 Some(_) => {
                     let err = ApiError::call(errno::EINVAL, "`params` must be a list.");
-                    conn.send(frame::legacy_error(&reply_id, err.to_legacy())).await;
+                    conn.send(frame::legacy_error(&reply_id, err.to_legacy()))
+                        .await;
                     return true;
                 }
             };
@@ -325,7 +397,8 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
                     errno::ETOOMANYREFS,
                     format!("Maximum number of concurrent calls ({max}) has exceeded."),
                 );
-                conn.send(frame::legacy_error(&reply_id, err.to_legacy())).await;
+                conn.send(frame::legacy_error(&reply_id, err.to_legacy()))
+                    .await;
                 return true;
             };
             let app = app.clone();

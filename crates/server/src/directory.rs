@@ -34,7 +34,11 @@ impl Directory {
             groups: s.groups.into_iter().map(|g| (g.id, g)).collect(),
             privileges: s.privileges.into_iter().map(|p| (p.id, p)).collect(),
             api_keys: s.api_keys.into_iter().map(|k| (k.id, k)).collect(),
-            twofactor_users: s.twofactor_users.into_iter().map(|t| (t.user_id, t)).collect(),
+            twofactor_users: s
+                .twofactor_users
+                .into_iter()
+                .map(|t| (t.user_id, t))
+                .collect(),
             twofactor_config: s.twofactor_config,
             attributes: s.attributes.into_iter().collect(),
         }
@@ -100,12 +104,22 @@ impl Directory {
     }
 
     pub fn next_uid(&self) -> u32 {
-        let max = self.users.values().map(|u| u.uid).filter(|u| *u >= FIRST_ID).max();
+        let max = self
+            .users
+            .values()
+            .map(|u| u.uid)
+            .filter(|u| *u >= FIRST_ID)
+            .max();
         max.map_or(FIRST_ID, |m| m + 1)
     }
 
     pub fn next_gid(&self) -> u32 {
-        let max = self.groups.values().map(|g| g.gid).filter(|g| *g >= FIRST_ID).max();
+        let max = self
+            .groups
+            .values()
+            .map(|g| g.gid)
+            .filter(|g| *g >= FIRST_ID)
+            .max();
         max.map_or(FIRST_ID, |m| m + 1)
     }
 
@@ -133,7 +147,10 @@ impl Directory {
         }
         let grants: Vec<PrivilegeGrant> = privs
             .iter()
-            .map(|p| PrivilegeGrant { roles: p.roles.clone(), web_shell: p.web_shell })
+            .map(|p| PrivilegeGrant {
+                roles: p.roles.clone(),
+                web_shell: p.web_shell,
+            })
             .collect();
         Some(roles::compose(&grants))
     }
@@ -146,23 +163,37 @@ impl Directory {
         }
         let grants: Vec<PrivilegeGrant> = privs
             .iter()
-            .map(|p| PrivilegeGrant { roles: p.roles.clone(), web_shell: p.web_shell })
+            .map(|p| PrivilegeGrant {
+                roles: p.roles.clone(),
+                web_shell: p.web_shell,
+            })
             .collect();
         roles::compose(&grants).roles.into_iter().collect()
     }
 
     pub fn twofactor_configured(&self, user_id: i64) -> bool {
-        self.twofactor_users.get(&user_id).is_some_and(|t| t.secret.is_some())
+        self.twofactor_users
+            .get(&user_id)
+            .is_some_and(|t| t.secret.is_some())
     }
 
     /// A `user.query` entry. Secrets (`unixhash`, `smbhash`) are shown as `********` or null.
     pub fn user_entry(&self, u: &User) -> Value {
-        let group = self.groups.get(&u.group).map_or(Value::Null, |g| {
-            json!({"id": g.id, "bsdgrp_gid": g.gid, "bsdgrp_group": g.name})
-        });
-        let api_keys: Vec<i64> =
-            self.api_keys.values().filter(|k| k.user_id == u.id).map(|k| k.id).collect();
-        let hash = if u.password_hash.is_some() { json!("********") } else { Value::Null };
+        let group = self.groups.get(&u.group).map_or(
+            Value::Null,
+            |g| json!({"id": g.id, "bsdgrp_gid": g.gid, "bsdgrp_group": g.name}),
+        );
+        let api_keys: Vec<i64> = self
+            .api_keys
+            .values()
+            .filter(|k| k.user_id == u.id)
+            .map(|k| k.id)
+            .collect();
+        let hash = if u.password_hash.is_some() {
+            json!("********")
+        } else {
+            Value::Null
+        };
         json!({
             "id": u.id,
             "uid": u.uid,

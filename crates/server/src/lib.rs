@@ -56,17 +56,28 @@ impl Server {
             path: config.data_dir.clone(),
             reason: format!("cannot create {}: {e}", store_path.display()),
         })?;
-        let store = tokio::task::spawn_blocking(move || gatehouse_store::SqliteStore::open(&store_path))
-            .await
-            .map_err(|e| StartError::Provision(e.to_string()))??;
+        let store =
+            tokio::task::spawn_blocking(move || gatehouse_store::SqliteStore::open(&store_path))
+                .await
+                .map_err(|e| StartError::Provision(e.to_string()))??;
         let store: Arc<dyn gatehouse_store::Store> = Arc::new(store);
         let dir = provision::load_or_provision(&config, store.as_ref())?;
-        let hostname = config.hostname.clone().unwrap_or_else(provision::machine_hostname);
+        let hostname = config
+            .hostname
+            .clone()
+            .unwrap_or_else(provision::machine_hostname);
         let registry = services::registry();
         let app = App::new(config, store, dir, registry, hostname);
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let (tcp_addr, socket_path, tasks) = listen::bind_all(app.clone(), rx).await?;
-        Ok(Self { app, tcp_addr, socket_path, shutdown, tasks, _lock: lock })
+        Ok(Self {
+            app,
+            tcp_addr,
+            socket_path,
+            shutdown,
+            tasks,
+            _lock: lock,
+        })
     }
 
     /// Stops accepting, closes every session, waits for pending writes, and returns.
@@ -85,6 +96,7 @@ impl Server {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        self.app.flush_audit().await;
         let _ = std::fs::remove_file(&self.socket_path);
     }
 }

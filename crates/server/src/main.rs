@@ -34,7 +34,8 @@ fn load_config(args: Args) -> anyhow::Result<Config> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
-            Config::from_toml(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            Config::from_toml(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
         }
         None => Config::default(),
     };
@@ -50,7 +51,9 @@ fn load_config(args: Args) -> anyhow::Result<Config> {
     if let Some(l) = args.log_level {
         config.log_level = l;
     }
-    config.initial_admin_password = std::env::var("GATEHOUSE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    config.initial_admin_password = std::env::var("GATEHOUSE_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     Ok(config)
 }
 
@@ -71,7 +74,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = load_config(args)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("invalid log level {:?}", config.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

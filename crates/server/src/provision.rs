@@ -21,7 +21,10 @@ pub struct DirLock {
 
 /// Creates the data directory if needed, checks it is writable, and takes the lock.
 pub fn prepare_data_dir(dir: &Path) -> Result<DirLock, StartError> {
-    let fail = |reason: String| StartError::DataDir { path: dir.to_path_buf(), reason };
+    let fail = |reason: String| StartError::DataDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -54,7 +57,13 @@ pub fn prepare_data_dir(dir: &Path) -> Result<DirLock, StartError> {
 /// `-shm` files the same permissions.
 pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path).map(drop)
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 pub fn machine_hostname() -> String {
@@ -84,7 +93,16 @@ fn group(id: i64, gid: u32, name: &str) -> Group {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn user(id: i64, uid: u32, name: &str, full_name: &str, home: &str, shell: &str, group: i64, groups: Vec<i64>) -> User {
+fn user(
+    id: i64,
+    uid: u32,
+    name: &str,
+    full_name: &str,
+    home: &str,
+    shell: &str,
+    group: i64,
+    groups: Vec<i64>,
+) -> User {
     User {
         id,
         uid,
@@ -110,7 +128,14 @@ fn user(id: i64, uid: u32, name: &str, full_name: &str, home: &str, shell: &str,
     }
 }
 
-fn privilege(id: i64, builtin: &str, name: &str, gid: u32, role: &str, web_shell: bool) -> Privilege {
+fn privilege(
+    id: i64,
+    builtin: &str,
+    name: &str,
+    gid: u32,
+    role: &str,
+    web_shell: bool,
+) -> Privilege {
     Privilege {
         id,
         builtin_name: Some(builtin.to_string()),
@@ -137,7 +162,16 @@ pub fn load_or_provision(config: &Config, store: &dyn Store) -> Result<Directory
     };
     let hash = password::hash_password(&password, &OsEntropy)
         .map_err(|e| StartError::Provision(format!("cannot hash the initial password: {e}")))?;
-    let mut admin = user(2, 950, "truenas_admin", "Local Administrator", "/home/truenas_admin", "/usr/bin/bash", 5, vec![2]);
+    let mut admin = user(
+        2,
+        950,
+        "truenas_admin",
+        "Local Administrator",
+        "/home/truenas_admin",
+        "/usr/bin/bash",
+        5,
+        vec![2],
+    );
     admin.password_hash = Some(hash);
     admin.password_disabled = false;
     admin.immutable = false;
@@ -146,12 +180,45 @@ pub fn load_or_provision(config: &Config, store: &dyn Store) -> Result<Directory
         Write::PutGroup(group(2, 544, "builtin_administrators")),
         Write::PutGroup(group(3, 951, "truenas_readonly_administrators")),
         Write::PutGroup(group(4, 952, "truenas_sharing_administrators")),
-        Write::PutGroup(Group { immutable: false, ..group(5, 950, "truenas_admin") }),
-        Write::PutUser(user(1, 0, "root", "root", "/root", "/usr/bin/zsh", 1, vec![])),
+        Write::PutGroup(Group {
+            immutable: false,
+            ..group(5, 950, "truenas_admin")
+        }),
+        Write::PutUser(user(
+            1,
+            0,
+            "root",
+            "root",
+            "/root",
+            "/usr/bin/zsh",
+            1,
+            vec![],
+        )),
         Write::PutUser(admin),
-        Write::PutPrivilege(privilege(1, "LOCAL_ADMINISTRATOR", "Local Administrator", 544, "FULL_ADMIN", true)),
-        Write::PutPrivilege(privilege(2, "READONLY_ADMINISTRATOR", "Read-Only Administrator", 951, "READONLY_ADMIN", false)),
-        Write::PutPrivilege(privilege(3, "SHARING_ADMINISTRATOR", "Sharing Administrator", 952, "SHARING_ADMIN", false)),
+        Write::PutPrivilege(privilege(
+            1,
+            "LOCAL_ADMINISTRATOR",
+            "Local Administrator",
+            544,
+            "FULL_ADMIN",
+            true,
+        )),
+        Write::PutPrivilege(privilege(
+            2,
+            "READONLY_ADMINISTRATOR",
+            "Read-Only Administrator",
+            951,
+            "READONLY_ADMIN",
+            false,
+        )),
+        Write::PutPrivilege(privilege(
+            3,
+            "SHARING_ADMINISTRATOR",
+            "Sharing Administrator",
+            952,
+            "SHARING_ADMIN",
+            false,
+        )),
     ];
     if generated {
         let path = initial_password_path(&config.data_dir);

@@ -72,14 +72,30 @@ impl Registry {
         self.add_redacted(spec, None, f)
     }
 
-    pub fn add_redacted<F, Fut>(&mut self, spec: MethodSpec, redact: Option<Redaction>, f: F) -> &mut Self
+    pub fn add_redacted<F, Fut>(
+        &mut self,
+        spec: MethodSpec,
+        redact: Option<Redaction>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(Ctx, Vec<Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, ApiError>> + Send + 'static,
     {
         let name = spec.name;
         let handler: Handler = Arc::new(move |ctx, params| Box::pin(f(ctx, params)));
-        if self.methods.insert(name, Arc::new(Method { spec, handler, redact })).is_none() {
+        if self
+            .methods
+            .insert(
+                name,
+                Arc::new(Method {
+                    spec,
+                    handler,
+                    redact,
+                }),
+            )
+            .is_none()
+        {
             self.order.push(name);
         }
         self

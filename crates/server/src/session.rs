@@ -17,9 +17,15 @@ pub enum CredKind {
     LoginPassword,
     LoginTwofactor,
     LoginOnetimePassword,
-    ApiKey { id: i64, name: String },
+    ApiKey {
+        id: i64,
+        name: String,
+    },
     /// Logged in with a token; authorization is the root (first non-token) credential's.
-    Token { parent: Arc<Credentials>, digest: [u8; 32] },
+    Token {
+        parent: Arc<Credentials>,
+        digest: [u8; 32],
+    },
 }
 
 /// The account behind a user session.
@@ -160,12 +166,21 @@ impl Sessions {
     /// Sessions in creation order.
     pub fn all(&self) -> Vec<(String, Session)> {
         let g = self.lock();
-        g.order.iter().filter_map(|id| g.by_id.get(id).map(|s| (id.clone(), s.clone()))).collect()
+        g.order
+            .iter()
+            .filter_map(|id| g.by_id.get(id).map(|s| (id.clone(), s.clone())))
+            .collect()
     }
 }
 
 /// The `auth.sessions` entry of a session.
-pub fn session_entry(id: &str, s: &Session, creds: &Credentials, origin: &Origin, current: bool) -> Value {
+pub fn session_entry(
+    id: &str,
+    s: &Session,
+    creds: &Credentials,
+    origin: &Origin,
+    current: bool,
+) -> Value {
     json!({
         "id": id,
         "current": current,

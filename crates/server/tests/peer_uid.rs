@@ -1,6 +1,7 @@
 //! UNIX-socket peer credentials (§1.8): another uid is logged in as the local user with that
 //! uid and its composed privilege, or stays unauthenticated. The test binary re-runs itself
 //! under another uid with `setpriv` to be that peer.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -21,9 +22,18 @@ async fn child(socket: &str) {
 fn run_as(uid: u32, socket: &std::path::Path) -> Value {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ])
         .arg(&exe)
-        .args(["--exact", "unix_peer_uid_maps_to_its_user", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "unix_peer_uid_maps_to_its_user",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, socket)
         .output()
         .unwrap();
@@ -31,7 +41,12 @@ fn run_as(uid: u32, socket: &std::path::Path) -> Value {
     let line = stdout
         .lines()
         .find_map(|l| l.split_once("PEER-RESULT ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("child printed no result: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no result: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     serde_json::from_str(line).unwrap()
 }
 
@@ -55,7 +70,9 @@ async fn unix_peer_uid_maps_to_its_user() {
         std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711)).unwrap();
     }
     let mut root = srv.unix("/api/current").await;
-    let ro = root.ok("group.query", json!([[["gid", "=", 951]], {"get": true}])).await;
+    let ro = root
+        .ok("group.query", json!([[["gid", "=", 951]], {"get": true}]))
+        .await;
     root.ok(
         "user.create",
         json!([{"uid": 4242, "username": "peer", "full_name": "Peer", "group_create": true, "password_disabled": true, "groups": [ro["id"]]}]),
@@ -75,7 +92,10 @@ async fn unix_peer_uid_maps_to_its_user() {
     };
     let known = run(4242).await.unwrap();
     assert_eq!(known["result"]["pw_name"], "peer", "{known}");
-    let roles = known["result"]["privilege"]["roles"]["$set"].as_array().unwrap().clone();
+    let roles = known["result"]["privilege"]["roles"]["$set"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(roles.contains(&json!("READONLY_ADMIN")) && !roles.contains(&json!("FULL_ADMIN")));
 
     for uid in [4243, 4244] {
@@ -84,6 +104,17 @@ async fn unix_peer_uid_maps_to_its_user() {
     }
 
     // The non-internal peer session is listed with its UNIX origin.
-    let s = root.ok("auth.sessions", json!([[["credentials", "=", "UNIX_SOCKET"], ["internal", "=", false]]])).await;
-    assert!(s.as_array().unwrap().is_empty(), "the child disconnected, so its session ended: {s}");
+    let s = root
+        .ok(
+            "auth.sessions",
+            json!([[
+                ["credentials", "=", "UNIX_SOCKET"],
+                ["internal", "=", false]
+            ]]),
+        )
+        .await;
+    assert!(
+        s.as_array().unwrap().is_empty(),
+        "the child disconnected, so its session ended: {s}"
+    );
 }

@@ -1,5 +1,6 @@
 //! Wire protocols over real sockets: JSON-RPC and legacy frames, error shapes, limits, both
 //! transports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -12,14 +13,40 @@ async fn jsonrpc_request_validation_table() {
     let srv = TestServer::start().await;
     let mut ws = srv.tcp().await;
     let table: Vec<(&str, Option<Value>)> = vec![
-        (r#"{"jsonrpc":"2.0","id":1,"method":"core.ping"}"#, Some(json!({"jsonrpc":"2.0","result":"pong","id":1}))),
-        (r#"{"jsonrpc":"2.0","id":"s","method":"core.ping","params":[]}"#, Some(json!({"jsonrpc":"2.0","result":"pong","id":"s"}))),
-        (r#"{"jsonrpc":"2.0","id":2,"method":"no.such"}"#, Some(json!({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method does not exist"},"id":2}))),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"core.ping"}"#,
+            Some(json!({"jsonrpc":"2.0","result":"pong","id":1})),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"s","method":"core.ping","params":[]}"#,
+            Some(json!({"jsonrpc":"2.0","result":"pong","id":"s"})),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"no.such"}"#,
+            Some(
+                json!({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method does not exist"},"id":2}),
+            ),
+        ),
         (r#"{"jsonrpc":"2.0","method":"no.such"}"#, None),
         (r#"{"jsonrpc":"2.0","method":"core.ping"}"#, None),
-        (r#"{"id":3,"method":"core.ping"}"#, Some(json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"Missing 'jsonrpc' member"},"id":3}))),
-        (r#"{"jsonrpc":"2.0","id":4,"method":"core.ping","params":{}}"#, Some(json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"'params' member must be of type array"},"id":4}))),
-        (r#"[]"#, Some(json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"Batch messages are not supported at this time"},"id":null}))),
+        (
+            r#"{"id":3,"method":"core.ping"}"#,
+            Some(
+                json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"Missing 'jsonrpc' member"},"id":3}),
+            ),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":4,"method":"core.ping","params":{}}"#,
+            Some(
+                json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"'params' member must be of type array"},"id":4}),
+            ),
+        ),
+        (
+            r#"[]"#,
+            Some(
+                json!({"jsonrpc":"2.0","error":{"code":-32600,"message":"Batch messages are not supported at this time"},"id":null}),
+            ),
+        ),
     ];
     for (frame, expected) in table {
         ws.send(frame).await;
@@ -56,23 +83,51 @@ async fn error_objects_are_exact() {
     let r = admin.call("user.get_instance", json!([999])).await;
     assert_eq!(r["error"]["code"], -32602);
     assert_eq!(r["error"]["data"]["error"], 22);
-    assert_eq!(r["error"]["data"]["reason"], "[ENOENT] None: User 999 does not exist");
-    assert_eq!(r["error"]["data"]["extra"], json!([[null, "User 999 does not exist", 2]]));
+    assert_eq!(
+        r["error"]["data"]["reason"],
+        "[ENOENT] None: User 999 does not exist"
+    );
+    assert_eq!(
+        r["error"]["data"]["extra"],
+        json!([[null, "User 999 does not exist", 2]])
+    );
 
-    let r = admin.call("user.query", json!([[], {"get": true, "limit": 1}])).await;
+    let r = admin
+        .call("user.query", json!([[], {"get": true, "limit": 1}]))
+        .await;
     assert!(r.get("result").is_some(), "{r}");
-    let r = admin.call("user.query", json!([[["username", "=", "nobody"]], {"get": true}])).await;
+    let r = admin
+        .call(
+            "user.query",
+            json!([[["username", "=", "nobody"]], {"get": true}]),
+        )
+        .await;
     assert_eq!(r["error"]["code"], -32001);
     assert_eq!(r["error"]["data"]["reason"], "MatchNotFound()");
 
     // Strict argument validation with attribute paths.
-    let r = admin.call("user.create", json!([{"username": "x", "bogus": 1}])).await;
+    let r = admin
+        .call("user.create", json!([{"username": "x", "bogus": 1}]))
+        .await;
     assert_eq!(r["error"]["code"], -32602);
     let extra = r["error"]["data"]["extra"].as_array().unwrap().clone();
-    assert!(extra.contains(&json!(["user_create.bogus", "Extra inputs are not permitted", 22])), "{extra:?}");
-    assert!(extra.contains(&json!(["user_create.full_name", "Field required", 22])), "{extra:?}");
+    assert!(
+        extra.contains(&json!([
+            "user_create.bogus",
+            "Extra inputs are not permitted",
+            22
+        ])),
+        "{extra:?}"
+    );
+    assert!(
+        extra.contains(&json!(["user_create.full_name", "Field required", 22])),
+        "{extra:?}"
+    );
     let r = admin.call("core.ping", json!([1])).await;
-    assert_eq!(r["error"]["data"]["extra"], json!([["", "Too many arguments (expected 0, found 1)", 22]]));
+    assert_eq!(
+        r["error"]["data"]["extra"],
+        json!([["", "Too many arguments (expected 0, found 1)", 22]])
+    );
 }
 
 #[tokio::test]
@@ -80,7 +135,13 @@ async fn limits_close_with_truenas_codes() {
     let srv = TestServer::start().await;
     let mut ws = srv.tcp().await;
     ws.send(&"x".repeat(8193)).await;
-    assert_eq!(ws.closed().await, (1007, "Anonymous connection max message length is 8 kB".into()));
+    assert_eq!(
+        ws.closed().await,
+        (
+            1007,
+            "Anonymous connection max message length is 8 kB".into()
+        )
+    );
 
     let mut ws = srv.tcp().await;
     ws.send_binary(b"\x00\x01").await;
@@ -91,7 +152,10 @@ async fn limits_close_with_truenas_codes() {
     ws.send(&format!("\"{}\"", "y".repeat(60_000))).await;
     assert_eq!(ws.recv().await["error"]["code"], -32600);
     ws.send(&"y".repeat(65_537)).await;
-    assert_eq!(ws.closed().await, (1009, "Max message length is 64 kB".into()));
+    assert_eq!(
+        ws.closed().await,
+        (1009, "Max message length is 64 kB".into())
+    );
 
     // The server still serves everyone else.
     let mut other = srv.tcp().await;
@@ -110,7 +174,10 @@ async fn too_many_calls_in_flight() {
     let first = ws.recv().await;
     assert_eq!(first["id"], 3);
     assert_eq!(first["error"]["code"], -32000);
-    assert_eq!(first["error"]["message"], "Maximum number of concurrent calls (2) has exceeded");
+    assert_eq!(
+        first["error"]["message"],
+        "Maximum number of concurrent calls (2) has exceeded"
+    );
 }
 
 #[tokio::test]
@@ -122,13 +189,18 @@ async fn versions_and_aliases() {
     }
     let addr = srv.server.as_ref().unwrap().tcp_addr.unwrap();
     let body = http_get(addr, "/api/versions").await;
-    assert!(body.ends_with("[\"v25.10.0\",\"v25.10.1\",\"v25.10.2\"]"), "{body}");
+    assert!(
+        body.ends_with("[\"v25.10.0\",\"v25.10.1\",\"v25.10.2\"]"),
+        "{body}"
+    );
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
@@ -138,40 +210,58 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn legacy_protocol() {
     let srv = TestServer::start().await;
     let mut ws = Ws::connect(&srv.url("/websocket")).await;
-    ws.send(r#"{"msg":"method","id":"early","method":"core.ping"}"#).await;
+    ws.send(r#"{"msg":"method","id":"early","method":"core.ping"}"#)
+        .await;
     assert_eq!(ws.recv().await, json!({"msg": "failed", "version": "1"}));
     ws.send(r#"{"msg":"connect","version":"2"}"#).await;
     assert_eq!(ws.recv().await, json!({"msg": "failed", "version": "1"}));
-    ws.send(r#"{"msg":"connect","version":"1","support":["1"]}"#).await;
+    ws.send(r#"{"msg":"connect","version":"1","support":["1"]}"#)
+        .await;
     let r = ws.recv().await;
     assert_eq!(r["msg"], "connected");
     assert!(r["session"].as_str().is_some_and(|s| s.len() == 36));
 
-    ws.send(r#"{"msg":"method","id":"a","method":"core.ping","params":[]}"#).await;
-    assert_eq!(ws.recv().await, json!({"msg": "result", "id": "a", "result": "pong"}));
+    ws.send(r#"{"msg":"method","id":"a","method":"core.ping","params":[]}"#)
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"msg": "result", "id": "a", "result": "pong"})
+    );
     // 25.04+: ping messages are ignored.
     ws.send(r#"{"msg":"ping","id":"p"}"#).await;
     ws.expect_silence(150).await;
-    ws.send(r#"{"msg":"method","id":"b","method":"auth.me"}"#).await;
+    ws.send(r#"{"msg":"method","id":"b","method":"auth.me"}"#)
+        .await;
     let r = ws.recv().await;
     assert_eq!(r["error"]["error"], 207);
     assert_eq!(r["error"]["type"], Value::Null);
     ws.send(&json!({"msg":"method","id":"c","method":"auth.login","params":["truenas_admin", ADMIN_PASSWORD]}).to_string()).await;
-    assert_eq!(ws.recv().await, json!({"msg": "result", "id": "c", "result": true}));
-    ws.send(r#"{"msg":"method","id":"d","method":"user.create","params":[{}]}"#).await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"msg": "result", "id": "c", "result": true})
+    );
+    ws.send(r#"{"msg":"method","id":"d","method":"user.create","params":[{}]}"#)
+        .await;
     let r = ws.recv().await;
     assert_eq!(r["error"]["error"], 11);
     assert_eq!(r["error"]["errname"], "EAGAIN");
     assert_eq!(r["error"]["type"], "VALIDATION");
-    ws.send(r#"{"msg":"method","id":"e","method":"user.get_instance","params":[12345]}"#).await;
+    ws.send(r#"{"msg":"method","id":"e","method":"user.get_instance","params":[12345]}"#)
+        .await;
     let r = ws.recv().await;
     assert_eq!(r["error"]["error"], 2);
     assert_eq!(r["error"]["type"], "VALIDATION");
-    ws.send(r#"{"msg":"method","id":"f","method":"core.ping","params":{}}"#).await;
-    assert_eq!(ws.recv().await["error"]["reason"], "[EINVAL] `params` must be a list.");
-    ws.send(r#"{"msg":"method","id":"g","method":"nope.nope"}"#).await;
+    ws.send(r#"{"msg":"method","id":"f","method":"core.ping","params":{}}"#)
+        .await;
+    assert_eq!(
+        ws.recv().await["error"]["reason"],
+        "[EINVAL] `params` must be a list."
+    );
+    ws.send(r#"{"msg":"method","id":"g","method":"nope.nope"}"#)
+        .await;
     assert_eq!(ws.recv().await["error"]["error"], 201);
-    ws.send(r#"{"msg":"sub","id":"s1","name":"auth.sessions"}"#).await;
+    ws.send(r#"{"msg":"sub","id":"s1","name":"auth.sessions"}"#)
+        .await;
     assert_eq!(ws.recv().await, json!({"msg": "ready", "subs": ["s1"]}));
 }
 
@@ -181,17 +271,33 @@ async fn unix_socket_root_is_internal_and_both_paths_work() {
     let mut ws = srv.unix("/api/current").await;
     let me = ws.ok("auth.me", json!([])).await;
     assert_eq!(me["pw_name"], "root");
-    assert_eq!(me["privilege"]["roles"]["$set"].as_array().unwrap().contains(&json!("FULL_ADMIN")), true);
-    let sessions = ws.ok("auth.sessions", json!([[["current", "=", true]]])).await;
+    assert_eq!(
+        me["privilege"]["roles"]["$set"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("FULL_ADMIN")),
+        true
+    );
+    let sessions = ws
+        .ok("auth.sessions", json!([[["current", "=", true]]]))
+        .await;
     let s = &sessions[0];
     assert_eq!(s["credentials"], "UNIX_SOCKET");
     assert_eq!(s["internal"], true);
     assert_eq!(s["secure_transport"], true);
-    assert!(s["origin"].as_str().unwrap().starts_with("UNIX socket (pid="), "{s}");
+    assert!(
+        s["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("UNIX socket (pid="),
+        "{s}"
+    );
 
     let mut legacy = srv.unix("/websocket").await;
     legacy.send(r#"{"msg":"connect","version":"1"}"#).await;
     assert_eq!(legacy.recv().await["msg"], "connected");
-    legacy.send(r#"{"msg":"method","id":1,"method":"auth.me"}"#).await;
+    legacy
+        .send(r#"{"msg":"method","id":1,"method":"auth.me"}"#)
+        .await;
     assert_eq!(legacy.recv().await["result"]["pw_name"], "root");
 }

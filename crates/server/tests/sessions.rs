@@ -1,4 +1,5 @@
 //! Password login, `auth.me`, sessions and their termination, over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -16,7 +17,9 @@ async fn login_responses_table() {
     // A user with no privilege (only its own group).
     root.ok("user.create", json!([{"username": "nopriv", "full_name": "No Priv", "group_create": true, "password": "pw-nopriv"}])).await;
     // A locked administrator.
-    let grp = root.ok("group.query", json!([[["gid", "=", 544]], {"get": true}])).await;
+    let grp = root
+        .ok("group.query", json!([[["gid", "=", 544]], {"get": true}]))
+        .await;
     root.ok("user.create", json!([{"username": "locked", "full_name": "Locked", "group_create": true, "password": "pw-locked", "locked": true, "groups": [grp["id"]]}])).await;
 
     let table = [
@@ -37,36 +40,75 @@ async fn login_responses_table() {
             assert_eq!(r["user_info"]["pw_name"], "truenas_admin");
             assert_eq!(me["result"]["pw_name"], "truenas_admin");
         } else {
-            assert_eq!(r.as_object().unwrap().len(), 1, "failure responses carry only response_type: {r}");
-            assert_eq!(me["error"]["data"]["error"], 207, "failed login must not authenticate");
+            assert_eq!(
+                r.as_object().unwrap().len(),
+                1,
+                "failure responses carry only response_type: {r}"
+            );
+            assert_eq!(
+                me["error"]["data"]["error"], 207,
+                "failed login must not authenticate"
+            );
         }
     }
 
     // Validation of the discriminated union.
     let mut ws = srv.tcp().await;
-    let r = ws.call("auth.login_ex", json!([{"mechanism": "FOO"}])).await;
+    let r = ws
+        .call("auth.login_ex", json!([{"mechanism": "FOO"}]))
+        .await;
     assert_eq!(r["error"]["code"], -32602);
     assert_eq!(r["error"]["data"]["extra"][0][0], "login_data");
-    let r = ws.call("auth.login_ex", json!([{"mechanism": "PASSWORD_PLAIN", "username": "a"}])).await;
-    assert_eq!(r["error"]["data"]["extra"], json!([["login_data.PASSWORD_PLAIN.password", "Field required", 22]]));
-    let r = ws.call("auth.login_ex", json!([{"mechanism": "OTP_TOKEN", "otp_token": "123456"}])).await;
-    assert_eq!(r["error"]["data"]["reason"], "[EINVAL] OTP_TOKEN: no authentication in progress");
+    let r = ws
+        .call(
+            "auth.login_ex",
+            json!([{"mechanism": "PASSWORD_PLAIN", "username": "a"}]),
+        )
+        .await;
+    assert_eq!(
+        r["error"]["data"]["extra"],
+        json!([["login_data.PASSWORD_PLAIN.password", "Field required", 22]])
+    );
+    let r = ws
+        .call(
+            "auth.login_ex",
+            json!([{"mechanism": "OTP_TOKEN", "otp_token": "123456"}]),
+        )
+        .await;
+    assert_eq!(
+        r["error"]["data"]["reason"],
+        "[EINVAL] OTP_TOKEN: no authentication in progress"
+    );
 
     // user_info=false and the legacy auth.login wrapper.
     let r = ws
         .ok("auth.login_ex", json!([{"mechanism": "PASSWORD_PLAIN", "username": "truenas_admin", "password": ADMIN_PASSWORD, "login_options": {"user_info": false}}]))
         .await;
-    assert_eq!(r, json!({"response_type": "SUCCESS", "user_info": null, "authenticator": "LEVEL_1"}));
+    assert_eq!(
+        r,
+        json!({"response_type": "SUCCESS", "user_info": null, "authenticator": "LEVEL_1"})
+    );
     let mut ws = srv.tcp().await;
-    assert_eq!(ws.ok("auth.login", json!(["truenas_admin", "bad"])).await, false);
-    assert_eq!(ws.ok("auth.login", json!(["truenas_admin", ADMIN_PASSWORD])).await, true);
+    assert_eq!(
+        ws.ok("auth.login", json!(["truenas_admin", "bad"])).await,
+        false
+    );
+    assert_eq!(
+        ws.ok("auth.login", json!(["truenas_admin", ADMIN_PASSWORD]))
+            .await,
+        true
+    );
 }
 
 #[tokio::test]
 async fn me_has_every_field() {
     let srv = TestServer::start().await;
     let mut ws = srv.admin().await;
-    ws.ok("auth.set_attribute", json!(["preferences", {"lifetime": 300}])).await;
+    ws.ok(
+        "auth.set_attribute",
+        json!(["preferences", {"lifetime": 300}]),
+    )
+    .await;
     let me = ws.ok("auth.me", json!([])).await;
     assert_eq!(me["pw_name"], "truenas_admin");
     assert_eq!(me["pw_uid"], 950);
@@ -77,17 +119,31 @@ async fn me_has_every_field() {
     assert_eq!(me["source"], "LOCAL");
     assert_eq!(me["account_attributes"], json!(["LOCAL", "SYS_ADMIN"]));
     assert_eq!(me["attributes"], json!({"preferences": {"lifetime": 300}}));
-    assert_eq!(me["privilege"]["allowlist"], json!([{"method": "*", "resource": "*"}]));
+    assert_eq!(
+        me["privilege"]["allowlist"],
+        json!([{"method": "*", "resource": "*"}])
+    );
     assert_eq!(me["privilege"]["web_shell"], true);
     assert_eq!(me["privilege"]["webui_access"], true);
     let roles = me["privilege"]["roles"]["$set"].as_array().unwrap();
     assert!(roles.contains(&json!("FULL_ADMIN")) && roles.contains(&json!("AUTH_SESSIONS_READ")));
-    for key in ["provisioning_uri", "secret_configured", "interval", "otp_digits"] {
-        assert!(me["two_factor_config"].get(key).is_some(), "two_factor_config.{key}");
+    for key in [
+        "provisioning_uri",
+        "secret_configured",
+        "interval",
+        "otp_digits",
+    ] {
+        assert!(
+            me["two_factor_config"].get(key).is_some(),
+            "two_factor_config.{key}"
+        );
     }
     // Attributes persist across sessions.
     let mut again = srv.admin().await;
-    assert_eq!(again.ok("auth.me", json!([])).await["attributes"]["preferences"]["lifetime"], 300);
+    assert_eq!(
+        again.ok("auth.me", json!([])).await["attributes"]["preferences"]["lifetime"],
+        300
+    );
 }
 
 #[tokio::test]
@@ -100,16 +156,31 @@ async fn sessions_listing_and_termination() {
     let sub = a.ok("core.subscribe", json!(["auth.sessions"])).await;
     assert!(sub.as_str().is_some());
 
-    let all = a.ok("auth.sessions", json!([[["internal", "=", false]]])).await;
+    let all = a
+        .ok("auth.sessions", json!([[["internal", "=", false]]]))
+        .await;
     let all = all.as_array().unwrap();
     assert_eq!(all.len(), 2, "{all:?}");
     for s in all {
-        for key in ["id", "current", "internal", "origin", "credentials", "credentials_data", "created_at", "secure_transport"] {
+        for key in [
+            "id",
+            "current",
+            "internal",
+            "origin",
+            "credentials",
+            "credentials_data",
+            "created_at",
+            "secure_transport",
+        ] {
             assert!(s.get(key).is_some(), "session field {key}");
         }
         assert_eq!(s["credentials"], "LOGIN_PASSWORD");
         assert_eq!(s["credentials_data"]["username"], "truenas_admin");
-        assert!(s["credentials_data"]["login_at"]["$date"].as_i64().is_some());
+        assert!(
+            s["credentials_data"]["login_at"]["$date"]
+                .as_i64()
+                .is_some()
+        );
         assert!(s["origin"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert_eq!(s["secure_transport"], true);
     }
@@ -117,10 +188,20 @@ async fn sessions_listing_and_termination() {
     let count = a.ok("auth.sessions", json!([[], {"count": true}])).await;
     assert_eq!(count, 3, "two password sessions and the internal root one");
 
-    let b_id = b.ok("auth.sessions", json!([[["current", "=", true]], {"get": true, "select": ["id"]}])).await["id"].clone();
+    let b_id = b
+        .ok(
+            "auth.sessions",
+            json!([[["current", "=", true]], {"get": true, "select": ["id"]}]),
+        )
+        .await["id"]
+        .clone();
     assert_eq!(a.ok("auth.terminate_session", json!([b_id])).await, true);
     assert_eq!(b.closed().await.0, 1000);
-    assert_eq!(a.ok("auth.terminate_session", json!(["no-such-session"])).await, false);
+    assert_eq!(
+        a.ok("auth.terminate_session", json!(["no-such-session"]))
+            .await,
+        false
+    );
     // The subscriber hears about the removal.
     let event = loop {
         let v = a.event().await;
@@ -140,8 +221,16 @@ async fn sessions_listing_and_termination() {
 
     // Logout keeps the socket, drops the session.
     assert_eq!(a.ok("auth.logout", json!([])).await, true);
-    assert_eq!(a.call("auth.me", json!([])).await["error"]["data"]["error"], 207);
-    let left = root.ok("auth.sessions", json!([[["internal", "=", false]], {"count": true}])).await;
+    assert_eq!(
+        a.call("auth.me", json!([])).await["error"]["data"]["error"],
+        207
+    );
+    let left = root
+        .ok(
+            "auth.sessions",
+            json!([[["internal", "=", false]], {"count": true}]),
+        )
+        .await;
     assert_eq!(left, 0);
 }
 
@@ -149,12 +238,25 @@ async fn sessions_listing_and_termination() {
 async fn authorization_follows_privileges() {
     let srv = TestServer::start().await;
     let mut root = srv.unix("/api/current").await;
-    let ro = root.ok("group.query", json!([[["gid", "=", 951]], {"get": true}])).await;
+    let ro = root
+        .ok("group.query", json!([[["gid", "=", 951]], {"get": true}]))
+        .await;
     root.ok("user.create", json!([{"username": "auditor", "full_name": "Auditor", "group_create": true, "password": "pw-auditor", "groups": [ro["id"]]}])).await;
     let mut ws = srv.tcp().await;
-    assert_eq!(ws.ok("auth.login_ex", password("auditor", "pw-auditor")).await["response_type"], "SUCCESS");
+    assert_eq!(
+        ws.ok("auth.login_ex", password("auditor", "pw-auditor"))
+            .await["response_type"],
+        "SUCCESS"
+    );
     // READONLY_ADMIN reads but does not write.
-    assert!(ws.ok("user.query", json!([])).await.as_array().unwrap().len() >= 3);
+    assert!(
+        ws.ok("user.query", json!([]))
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
     assert!(ws.ok("auth.sessions", json!([])).await.is_array());
     let r = ws.call("user.create", json!([{"username": "x", "full_name": "x", "group_create": true, "password_disabled": true}])).await;
     assert_eq!(r["error"]["data"]["reason"], "[EACCES] Not authorized");
@@ -172,7 +274,10 @@ async fn authorization_follows_privileges() {
     let methods = ws.ok("core.get_methods", json!([null, "CLI"])).await;
     assert!(methods.get("user.query").is_some());
     assert!(methods.get("user.create").is_none());
-    assert!(methods.get("auth.login_ex").is_none(), "cli_private methods are hidden from the CLI");
+    assert!(
+        methods.get("auth.login_ex").is_none(),
+        "cli_private methods are hidden from the CLI"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +290,11 @@ async fn rate_limit_for_unauthenticated_calls() {
     let r = ws.call("core.ping", json!([])).await;
     assert_eq!(r["error"]["data"]["reason"], "[EBUSY] Rate Limit Exceeded");
     // Authenticated callers are not rate limited; set_options never is.
-    assert!(ws.ok("core.set_options", json!([{"py_exceptions": false}])).await.is_object());
+    assert!(
+        ws.ok("core.set_options", json!([{"py_exceptions": false}]))
+            .await
+            .is_object()
+    );
     let mut admin = srv.admin().await;
     for _ in 0..5 {
         assert_eq!(admin.ok("core.ping", json!([])).await, "pong");

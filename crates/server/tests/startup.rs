@@ -1,5 +1,6 @@
 //! The `gatehoused` binary as an operator meets it: first start, lock file, bad data
 //! directories, signals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -10,7 +11,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_gatehoused");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(dir: &Path, port: u16) -> Child {
@@ -45,11 +50,18 @@ fn run_to_exit(args: &[&str]) -> (i32, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -70,7 +82,12 @@ fn first_start_lock_and_clean_sigterm() {
 
     // A second instance on the same directory refuses with one clear line.
     let other_port = free_port().to_string();
-    let (code, err) = run_to_exit(&["--data-dir", dir.path().to_str().unwrap(), "--listen", &format!("127.0.0.1:{other_port}")]);
+    let (code, err) = run_to_exit(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{other_port}"),
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("already running"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -83,8 +100,14 @@ fn first_start_lock_and_clean_sigterm() {
         stderr.push_str(&line.unwrap());
         stderr.push('\n');
     }
-    assert!(stderr.contains("initial-admin-password"), "the log says where the password is: {stderr}");
-    assert!(!stderr.contains(std::fs::read_to_string(&pw_file).unwrap().trim()), "password leaked to the log");
+    assert!(
+        stderr.contains("initial-admin-password"),
+        "the log says where the password is: {stderr}"
+    );
+    assert!(
+        !stderr.contains(std::fs::read_to_string(&pw_file).unwrap().trim()),
+        "password leaked to the log"
+    );
 
     // Restart on the same directory works (lock released, stale socket replaced).
     let port2 = free_port();
@@ -110,10 +133,32 @@ fn bad_environments_fail_with_one_line() {
     let ok_dir = dir.path().join("ok");
 
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--data-dir".into(), damaged.display().to_string(), "--listen".into(), "127.0.0.1:0".into()], "damaged"),
-        (vec!["--data-dir".into(), not_dir.display().to_string()], "cannot use data directory"),
-        (vec!["--data-dir".into(), ok_dir.display().to_string(), "--listen".into(), busy_addr], "cannot listen on"),
-        (vec!["--config".into(), "/nonexistent/gatehoused.toml".into()], "cannot read config file"),
+        (
+            vec![
+                "--data-dir".into(),
+                damaged.display().to_string(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+            ],
+            "damaged",
+        ),
+        (
+            vec!["--data-dir".into(), not_dir.display().to_string()],
+            "cannot use data directory",
+        ),
+        (
+            vec![
+                "--data-dir".into(),
+                ok_dir.display().to_string(),
+                "--listen".into(),
+                busy_addr,
+            ],
+            "cannot listen on",
+        ),
+        (
+            vec!["--config".into(), "/nonexistent/gatehoused.toml".into()],
+            "cannot read config file",
+        ),
     ];
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

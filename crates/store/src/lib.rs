@@ -25,8 +25,14 @@ pub enum StoreError {
     Foreign { path: String },
     #[error("{path}: database is damaged or not a database: {reason}")]
     Damaged { path: String, reason: String },
-    #[error("{path}: database schema version {found} is newer than this release supports ({supported})")]
-    TooNew { path: String, found: i64, supported: i64 },
+    #[error(
+        "{path}: database schema version {found} is newer than this release supports ({supported})"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("corrupt record in {table}: {reason}")]
@@ -77,33 +83,51 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
-        let damaged = |e: rusqlite::Error| StoreError::Damaged { path: shown.clone(), reason: e.to_string() };
+        let damaged = |e: rusqlite::Error| StoreError::Damaged {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(damaged)?;
         // A file that is not SQLite only fails on first read; probe it here.
-        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(damaged)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(damaged)?;
+        let app_id: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(damaged)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(damaged)?;
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(damaged)?;
         if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
             return Err(StoreError::Foreign { path: shown });
         }
-        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(damaged)?;
+        let ok: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(damaged)?;
         if ok != "ok" {
-            return Err(StoreError::Damaged { path: shown, reason: ok });
+            return Err(StoreError::Damaged {
+                path: shown,
+                reason: ok,
+            });
         }
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(StoreError::TooNew { path: shown, found: version, supported });
+            return Err(StoreError::TooNew {
+                path: shown,
+                found: version,
+                supported,
+            });
         }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
              PRAGMA busy_timeout = 5000;",
         )?;
-        let store = Self { conn: Mutex::new(conn) };
+        let store = Self {
+            conn: Mutex::new(conn),
+        };
         store.migrate(version)?;
         Ok(store)
     }
@@ -137,16 +161,19 @@ fn load_table<T: DeserializeOwned>(
     let mut out = Vec::new();
     for row in rows {
         let text = row?;
-        out.push(
-            serde_json::from_str(&text)
-                .map_err(|e| StoreError::Record { table, reason: e.to_string() })?,
-        );
+        out.push(serde_json::from_str(&text).map_err(|e| StoreError::Record {
+            table,
+            reason: e.to_string(),
+        })?);
     }
     Ok(out)
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Record { table: "-", reason: e.to_string() })
+    serde_json::to_string(v).map_err(|e| StoreError::Record {
+        table: "-",
+        reason: e.to_string(),
+    })
 }
 
 fn conflict(e: rusqlite::Error) -> StoreError {
@@ -164,11 +191,17 @@ impl Store for SqliteStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let twofactor_config: Option<String> = conn
-            .query_row("SELECT data FROM settings WHERE key = 'twofactor'", [], |r| r.get(0))
+            .query_row(
+                "SELECT data FROM settings WHERE key = 'twofactor'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         let twofactor_config: TwoFactorConfig = match twofactor_config {
-            Some(t) => serde_json::from_str(&t)
-                .map_err(|e| StoreError::Record { table: "settings", reason: e.to_string() })?,
+            Some(t) => serde_json::from_str(&t).map_err(|e| StoreError::Record {
+                table: "settings",
+                reason: e.to_string(),
+            })?,
             None => TwoFactorConfig::default(),
         };
         let mut attributes = Vec::new();
@@ -192,7 +225,11 @@ impl Store for SqliteStore {
                 "privileges",
                 "SELECT data FROM privileges ORDER BY id",
             )?,
-            api_keys: load_table::<ApiKey>(&conn, "api_keys", "SELECT data FROM api_keys ORDER BY id")?,
+            api_keys: load_table::<ApiKey>(
+                &conn,
+                "api_keys",
+                "SELECT data FROM api_keys ORDER BY id",
+            )?,
             twofactor_users: load_table::<TwoFactorUser>(
                 &conn,
                 "twofactor_users",
@@ -225,7 +262,10 @@ impl Store for SqliteStore {
                     .map_err(conflict)?;
                 }
                 Write::DeleteTwoFactorUser(id) => {
-                    tx.execute("DELETE FROM twofactor_users WHERE user_id = ?1", params![id])?;
+                    tx.execute(
+                        "DELETE FROM twofactor_users WHERE user_id = ?1",
+                        params![id],
+                    )?;
                 }
                 Write::PutTwoFactorConfig(c) => {
                     tx.execute(
@@ -257,13 +297,19 @@ impl Store for SqliteStore {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let mut stmt = conn.prepare("SELECT aid, time, data FROM audit ORDER BY seq")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (aid, time, data) = row?;
-            let data = serde_json::from_str(&data)
-                .map_err(|e| StoreError::Record { table: "audit", reason: e.to_string() })?;
+            let data = serde_json::from_str(&data).map_err(|e| StoreError::Record {
+                table: "audit",
+                reason: e.to_string(),
+            })?;
             out.push(AuditRecord { aid, time, data });
         }
         Ok(out)
@@ -275,7 +321,10 @@ impl Store for SqliteStore {
         if ok == "ok" {
             Ok(())
         } else {
-            Err(StoreError::Damaged { path: "database".into(), reason: ok })
+            Err(StoreError::Damaged {
+                path: "database".into(),
+                reason: ok,
+            })
         }
     }
 }
@@ -335,7 +384,11 @@ mod tests {
             s.apply(&[
                 Write::PutUser(user(1, "alice", 3000)),
                 Write::PutAttributes(3000, json!({"a": 1})),
-                Write::PutTwoFactorConfig(TwoFactorConfig { enabled: true, services_ssh: false, window: 1 }),
+                Write::PutTwoFactorConfig(TwoFactorConfig {
+                    enabled: true,
+                    services_ssh: false,
+                    window: 1,
+                }),
             ])
             .unwrap();
         }
@@ -354,10 +407,19 @@ mod tests {
         s.apply(&[Write::PutUser(user(1, "alice", 3000))]).unwrap();
         // Second user reuses the username: the whole batch must roll back.
         let err = s
-            .apply(&[Write::PutUser(user(2, "bob", 3001)), Write::PutUser(user(3, "alice", 3002))])
+            .apply(&[
+                Write::PutUser(user(2, "bob", 3001)),
+                Write::PutUser(user(3, "alice", 3002)),
+            ])
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        let names: Vec<_> = s.load().unwrap().users.into_iter().map(|u| u.username).collect();
+        let names: Vec<_> = s
+            .load()
+            .unwrap()
+            .users
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
         assert_eq!(names, vec!["alice"]);
     }
 
@@ -369,10 +431,20 @@ mod tests {
             let c = Connection::open(&foreign).unwrap();
             c.execute_batch("CREATE TABLE t (x)").unwrap();
         }
-        assert!(matches!(SqliteStore::open(&foreign), Err(StoreError::Foreign { .. })));
+        assert!(matches!(
+            SqliteStore::open(&foreign),
+            Err(StoreError::Foreign { .. })
+        ));
         let junk = dir.path().join("junk.db");
-        std::fs::write(&junk, b"this is not a database file at all, just text.......").unwrap();
-        assert!(matches!(SqliteStore::open(&junk), Err(StoreError::Damaged { .. })));
+        std::fs::write(
+            &junk,
+            b"this is not a database file at all, just text.......",
+        )
+        .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&junk),
+            Err(StoreError::Damaged { .. })
+        ));
     }
 
     #[test]
@@ -380,10 +452,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("db")).unwrap();
         for i in 0..3 {
-            s.apply(&[Write::AppendAudit(AuditRecord { aid: format!("a{i}"), time: i as f64, data: json!({"i": i}) })])
-                .unwrap();
+            s.apply(&[Write::AppendAudit(AuditRecord {
+                aid: format!("a{i}"),
+                time: i as f64,
+                data: json!({"i": i}),
+            })])
+            .unwrap();
         }
-        let aids: Vec<_> = s.audit_records().unwrap().into_iter().map(|r| r.aid).collect();
+        let aids: Vec<_> = s
+            .audit_records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.aid)
+            .collect();
         assert_eq!(aids, ["a0", "a1", "a2"]);
     }
 }

@@ -17,7 +17,13 @@ use crate::registry::{Ctx, Registry};
 use crate::session::{CredKind, Credentials, Session, UserRef, session_entry};
 
 /// Session lifetime at authenticator level 1 (30 days).
-const MAX_SESSION_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
+pub const MAX_SESSION_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// A login waiting for its second step (OTP, SCRAM final) is dropped after this long.
+pub const PENDING_LOGIN_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// Wrong OTP codes accepted per pending login before it is abandoned with AUTH_ERR.
+pub const MAX_OTP_ATTEMPTS: u32 = 3;
 
 /// Mechanisms offered at level 1, in TrueNAS' order (26+ adds SCRAM).
 pub const MECHANISMS: &[&str] = &["API_KEY_PLAIN", "TOKEN_PLAIN", "PASSWORD_PLAIN", "SCRAM"];
@@ -35,7 +41,11 @@ pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
     let creds = if uid == 0 || Some(uid) == own_uid {
         Credentials {
             kind: CredKind::UnixSocket,
-            user: UserRef { id: 1, uid: 0, username: "root".into() },
+            user: UserRef {
+                id: 1,
+                uid: 0,
+                username: "root".into(),
+            },
             privilege: Arc::new(ComposedPrivilege::full()),
             account_attributes: vec!["LOCAL", "SYS_ADMIN"],
             login_at: now,
@@ -54,7 +64,9 @@ pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
             })
         };
         // A local user without any privilege simply stays unauthenticated.
-        let Some((user, privilege)) = found else { return };
+        let Some((user, privilege)) = found else {
+            return;
+        };
         Credentials {
             kind: CredKind::UnixSocket,
             account_attributes: account_attributes(&user),
@@ -72,10 +84,18 @@ pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
 /// Runs before each inbound message: an expired session is logged out (the socket stays
 /// open and the call then fails with "Not authenticated").
 pub fn on_message(app: &Arc<App>, conn: &Arc<Conn>) {
-    if let Some(c) = conn.credentials() {
-        if !c.is_valid(app.clock.monotonic_ms()) {
-            logout(app, conn);
-        }
+    let Some(c) = conn.credentials() else { return };
+    let now = app.clock.monotonic_ms();
+    let valid = c.is_valid(now)
+        && match &c.kind {
+            // A token session lives while its token does; each message slides the token's TTL.
+            CredKind::Token { parent, digest } => {
+                parent.is_valid(now) && app.ext.tokens.touch(digest, now)
+            }
+            _ => true,
+        };
+    if !valid {
+        logout(app, conn);
     }
 }
 
@@ -88,7 +108,11 @@ pub async fn on_close(app: &Arc<App>, conn: &Arc<Conn>) {
 // Session bookkeeping
 
 pub fn user_ref(u: &User) -> UserRef {
-    UserRef { id: u.id, uid: u.uid, username: u.username.clone() }
+    UserRef {
+        id: u.id,
+        uid: u.uid,
+        username: u.username.clone(),
+    }
 }
 
 pub fn account_attributes(u: &UserRef) -> Vec<&'static str> {
@@ -99,39 +123,90 @@ pub fn account_attributes(u: &UserRef) -> Vec<&'static str> {
     a
 }
 
+/// Credentials of a user session established now (30-day session age).
+pub fn user_credentials(
+    app: &App,
+    kind: CredKind,
+    user: &User,
+    privilege: ComposedPrivilege,
+    extra_attributes: &[&'static str],
+) -> Credentials {
+    let r = user_ref(user);
+    let mut attrs = account_attributes(&r);
+    attrs.extend_from_slice(extra_attributes);
+    Credentials {
+        kind,
+        account_attributes: attrs,
+        user: r,
+        privilege: Arc::new(privilege),
+        login_at: app.clock.now_unix(),
+        login_id: app.new_uuid(),
+        internal: false,
+        expires_at_ms: Some(app.clock.monotonic_ms() + MAX_SESSION_AGE_MS),
+    }
+}
+
 /// Establishes (or replaces) the connection's credentials.
 pub fn login(app: &Arc<App>, conn: &Arc<Conn>, creds: Credentials) {
     let creds = Arc::new(creds);
     let replacing = conn.credentials().is_some();
     conn.set_credentials(Some(creds.clone()));
     if !replacing {
-        let session = Session { conn: conn.clone(), created_at: app.clock.now_unix() };
-        app.sessions.insert(conn.session_id.clone(), session.clone());
+        let session = Session {
+            conn: conn.clone(),
+            created_at: app.clock.now_unix(),
+        };
+        app.sessions
+            .insert(conn.session_id.clone(), session.clone());
         if !creds.internal {
             let mut fields = session_entry(&conn.session_id, &session, &creds, &conn.origin, false);
             if let Value::Object(m) = &mut fields {
                 m.remove("current");
                 m.remove("internal");
             }
-            app.publish("auth.sessions", "added", json!(conn.session_id), Some(fields));
+            app.publish(
+                "auth.sessions",
+                "added",
+                json!(conn.session_id),
+                Some(fields),
+            );
         }
     }
     if !creds.internal {
-        app.audit(conn, "AUTHENTICATION", json!({"credentials": creds.dump(), "error": null}), true);
+        app.audit(
+            conn,
+            "AUTHENTICATION",
+            json!({"credentials": creds.dump(), "error": null}),
+            true,
+        );
     }
 }
 
 /// Ends the connection's session, if any.
 pub fn logout(app: &Arc<App>, conn: &Arc<Conn>) {
-    let Some(creds) = conn.credentials() else { return };
+    let Some(creds) = conn.credentials() else {
+        return;
+    };
     if !creds.internal {
         app.audit(conn, "LOGOUT", json!({"credentials": creds.dump()}), true);
     }
+    // A session that logged in with a token consumes it when it ends (§3.1).
+    if let CredKind::Token { digest, .. } = &creds.kind {
+        app.ext.tokens.destroy(digest);
+    }
     conn.set_credentials(None);
-    conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    conn.subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     app.sessions.remove(&conn.session_id);
     if !creds.internal {
-        app.publish("auth.sessions", "removed", json!(conn.session_id), Some(json!({"id": conn.session_id})));
+        app.publish(
+            "auth.sessions",
+            "removed",
+            json!(conn.session_id),
+            Some(json!({"id": conn.session_id})),
+        );
     }
 }
 
@@ -156,7 +231,12 @@ pub fn me(app: &App, creds: &Credentials) -> Result<Value, ApiError> {
         .users
         .get(&root.user.id)
         .filter(|u| u.uid == root.user.uid)
-        .ok_or_else(|| ApiError::call(errno::ENOENT, format!("{}: user does not exist", root.user.username)))?;
+        .ok_or_else(|| {
+            ApiError::call(
+                errno::ENOENT,
+                format!("{}: user does not exist", root.user.username),
+            )
+        })?;
     let gid = dir.groups.get(&user.group).map_or(0, |g| g.gid);
     let mut attrs: Vec<&str> = creds.account_attributes.clone();
     if user.password_change_required && !attrs.contains(&"PASSWORD_CHANGE_REQUIRED") {
@@ -200,15 +280,9 @@ pub fn privilege_json(app: &App, p: &ComposedPrivilege) -> Value {
     })
 }
 
-/// `user.twofactor_config` shape; the provisioning URI is filled in by the two-factor service.
-pub fn two_factor_config(_app: &App, dir: &crate::directory::Directory, user: &User) -> Value {
-    let row = dir.twofactor_users.get(&user.id);
-    json!({
-        "provisioning_uri": null,
-        "secret_configured": row.is_some_and(|t| t.secret.is_some()),
-        "interval": row.map_or(30, |t| t.interval),
-        "otp_digits": row.map_or(6, |t| t.otp_digits),
-    })
+/// `user.twofactor_config` shape, with the provisioning URI (which embeds the secret).
+pub fn two_factor_config(app: &App, dir: &crate::directory::Directory, user: &User) -> Value {
+    super::twofactor::user_config(app, dir, user)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,21 +291,41 @@ pub fn two_factor_config(_app: &App, dir: &crate::directory::Directory, user: &U
 fn login_options() -> Field {
     Field::optional(
         "login_options",
-        Ty::object("AuthCommonOptions", vec![Field::optional("user_info", Ty::Bool, json!(true))]),
+        Ty::object(
+            "AuthCommonOptions",
+            vec![Field::optional("user_info", Ty::Bool, json!(true))],
+        ),
         json!({"user_info": true}),
     )
 }
 
-fn mech(name: &'static str, title: &'static str, mut fields: Vec<Field>, with_options: bool) -> (&'static str, Obj) {
+fn mech(
+    name: &'static str,
+    title: &'static str,
+    mut fields: Vec<Field>,
+    with_options: bool,
+) -> (&'static str, Obj) {
     fields.insert(0, Field::required("mechanism", Ty::Literal(vec![name])));
     if with_options {
         fields.push(login_options());
     }
-    (name, Obj { title, fields, update: false })
+    (
+        name,
+        Obj {
+            title,
+            fields,
+            update: false,
+        },
+    )
 }
 
 fn otp_token_variant() -> (&'static str, Obj) {
-    mech("OTP_TOKEN", "AuthOTPToken", vec![Field::required("otp_token", Ty::secret(Ty::str()))], true)
+    mech(
+        "OTP_TOKEN",
+        "AuthOTPToken",
+        vec![Field::required("otp_token", Ty::secret(Ty::str()))],
+        true,
+    )
 }
 
 /// The `login_data` union of `auth.login_ex`.
@@ -257,13 +351,21 @@ pub fn login_data_ty() -> Ty {
                 ],
                 true,
             ),
-            mech("TOKEN_PLAIN", "AuthTokenPlain", vec![Field::required("token", Ty::secret(Ty::str()))], true),
+            mech(
+                "TOKEN_PLAIN",
+                "AuthTokenPlain",
+                vec![Field::required("token", Ty::secret(Ty::str()))],
+                true,
+            ),
             otp_token_variant(),
             mech(
                 "SCRAM",
                 "AuthScram",
                 vec![
-                    Field::required("scram_type", Ty::Literal(vec!["CLIENT_FIRST_MESSAGE", "CLIENT_FINAL_MESSAGE"])),
+                    Field::required(
+                        "scram_type",
+                        Ty::Literal(vec!["CLIENT_FIRST_MESSAGE", "CLIENT_FINAL_MESSAGE"]),
+                    ),
                     Field::required("rfc_str", Ty::secret(Ty::str())),
                 ],
                 false,
@@ -272,7 +374,7 @@ pub fn login_data_ty() -> Ty {
     }
 }
 
-fn response(kind: &str) -> Value {
+pub fn response(kind: &str) -> Value {
     json!({"response_type": kind})
 }
 
@@ -286,72 +388,285 @@ pub fn success(app: &App, conn: &Conn, user_info: bool) -> Result<Value, ApiErro
 }
 
 fn wants_user_info(data: &Value) -> bool {
-    data.get("login_options").and_then(|o| o.get("user_info")).and_then(Value::as_bool).unwrap_or(true)
+    data.get("login_options")
+        .and_then(|o| o.get("user_info"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
 }
 
-/// `auth.login_ex`: dispatches on `mechanism`.
+/// A login waiting for its second step on this connection.
+pub enum Pending {
+    Otp(OtpPending),
+    Scram(super::api_key::ScramState),
+}
+
+pub struct OtpPending {
+    pub user_id: i64,
+    pub username: String,
+    pub attempts: u32,
+    pub started_ms: u64,
+}
+
+fn take_pending(conn: &Conn) -> Option<Pending> {
+    let boxed = conn
+        .pending_login
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()?;
+    boxed.downcast::<Pending>().ok().map(|b| *b)
+}
+
+fn put_pending(conn: &Conn, p: Pending) {
+    *conn.pending_login.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(p));
+}
+
+const ABANDON_OTP: &str = "Abandoning login attempt after being presented with requirement for second factor for authentication.";
+
+fn audit_abandoned(app: &App, conn: &Conn, p: &Pending) {
+    if let Pending::Otp(o) = p {
+        audit_failure(
+            app,
+            conn,
+            "LOGIN_TWOFACTOR",
+            json!({"username": o.username}),
+            ABANDON_OTP,
+        );
+    }
+}
+
+/// Drops a pending multi-step login (a different mechanism arrived).
+pub fn abandon_pending(ctx: &Ctx) {
+    if let Some(p) = take_pending(&ctx.conn) {
+        audit_abandoned(&ctx.app, &ctx.conn, &p);
+    }
+}
+
+fn str_field(data: &Value, key: &str) -> String {
+    data.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `auth.login_ex`: dispatches on `mechanism`. A different mechanism silently abandons a
+/// pending OTP or SCRAM exchange (audited for OTP), as TrueNAS does.
 pub async fn login_ex(ctx: &Ctx, data: Value) -> Result<Value, ApiError> {
-    let mechanism = data.get("mechanism").and_then(Value::as_str).unwrap_or_default().to_string();
+    let mechanism = str_field(&data, "mechanism");
+    let user_info = wants_user_info(&data);
+    let pending = take_pending(&ctx.conn);
     match mechanism.as_str() {
-        "PASSWORD_PLAIN" => password_plain(ctx, &data).await,
-        "OTP_TOKEN" => Err(ApiError::call(errno::EINVAL, "OTP_TOKEN: no authentication in progress")),
-        other => Err(ApiError::call(
-            errno::EOPNOTSUPP,
-            format!("{other}: mechanism is not supported at current authenticator level."),
-        )),
+        "OTP_TOKEN" => match pending {
+            Some(Pending::Otp(o)) => {
+                otp_token(ctx, o, &str_field(&data, "otp_token"), user_info).await
+            }
+            _ => Err(ApiError::call(
+                errno::EINVAL,
+                "OTP_TOKEN: no authentication in progress",
+            )),
+        },
+        "SCRAM" => {
+            let rfc = str_field(&data, "rfc_str");
+            if str_field(&data, "scram_type") == "CLIENT_FINAL_MESSAGE" {
+                match pending {
+                    Some(Pending::Scram(st)) => super::api_key::scram_final(ctx, st, &rfc).await,
+                    other => {
+                        if let Some(p) = other {
+                            audit_abandoned(&ctx.app, &ctx.conn, &p);
+                        }
+                        Err(ApiError::call(
+                            errno::EINVAL,
+                            "SCRAM authentication is not in progress",
+                        ))
+                    }
+                }
+            } else {
+                if let Some(p) = pending {
+                    audit_abandoned(&ctx.app, &ctx.conn, &p);
+                }
+                let (resp, state) = super::api_key::scram_first(ctx, &rfc).await?;
+                if let Some(st) = state {
+                    put_pending(&ctx.conn, Pending::Scram(st));
+                }
+                Ok(resp)
+            }
+        }
+        other => {
+            if let Some(p) = pending {
+                audit_abandoned(&ctx.app, &ctx.conn, &p);
+            }
+            match other {
+                "PASSWORD_PLAIN" => password_plain(ctx, &data).await,
+                "API_KEY_PLAIN" => {
+                    let (u, k) = (str_field(&data, "username"), str_field(&data, "api_key"));
+                    super::api_key::login_plain(ctx, &u, &k, user_info).await
+                }
+                "TOKEN_PLAIN" => {
+                    super::token::login_token(ctx, &str_field(&data, "token"), user_info).await
+                }
+                _ => Err(ApiError::call(
+                    errno::EOPNOTSUPP,
+                    format!("{other}: mechanism is not supported at current authenticator level."),
+                )),
+            }
+        }
+    }
+}
+
+/// Checks a password without logging in: `Some(user)` when it is right and the account may
+/// log in with a password. Unknown users cost the same hash.
+pub async fn check_password(
+    app: &Arc<App>,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, ApiError> {
+    let password = password.to_string();
+    let candidate = {
+        let dir = app.dir();
+        dir.user_by_name(username)
+            .filter(|u| !u.locked && !u.password_disabled)
+            .and_then(|u| u.password_hash.clone().map(|h| (u.clone(), h)))
+    };
+    match candidate {
+        Some((user, hash)) => {
+            let ok = app
+                .kdf(move || password::verify_password(&password, &hash))
+                .await?;
+            Ok(ok.then_some(user))
+        }
+        None => {
+            app.kdf(move || password::dummy_verify(&password)).await?;
+            Ok(None)
+        }
     }
 }
 
 /// PASSWORD_PLAIN: unknown user, wrong password, locked and disabled accounts all cost one
-/// hash and answer AUTH_ERR.
+/// hash and answer AUTH_ERR. A one-time password (`auth.generate_onetime_password`) is tried
+/// first; a user with a TOTP secret under global 2FA gets OTP_REQUIRED.
 async fn password_plain(ctx: &Ctx, data: &Value) -> Result<Value, ApiError> {
     let app = &ctx.app;
-    let username = data.get("username").and_then(Value::as_str).unwrap_or_default().to_string();
-    let password = data.get("password").and_then(Value::as_str).unwrap_or_default().to_string();
-    let candidate = {
-        let dir = app.dir();
-        dir.user_by_name(&username)
-            .filter(|u| !u.locked && !u.password_disabled)
-            .and_then(|u| u.password_hash.clone().map(|h| (u.clone(), h)))
-    };
-    let user = match candidate {
-        Some((user, hash)) => {
-            let ok = app.kdf(move || password::verify_password(&password, &hash)).await?;
-            ok.then_some(user)
-        }
-        None => {
-            app.kdf(move || password::dummy_verify(&password)).await?;
-            None
-        }
-    };
-    let Some(user) = user else {
-        audit_failure(app, &ctx.conn, "LOGIN_PASSWORD", json!({"username": username}), "Bad username or password");
+    let username = str_field(data, "username");
+    let password = str_field(data, "password");
+    if let Some(resp) =
+        super::otpw::try_login(ctx, &username, &password, wants_user_info(data)).await?
+    {
+        return Ok(resp);
+    }
+    let Some(user) = check_password(app, &username, &password).await? else {
+        audit_failure(
+            app,
+            &ctx.conn,
+            "LOGIN_PASSWORD",
+            json!({"username": username}),
+            "Bad username or password",
+        );
         app.login_failure_delay().await;
         return Ok(response("AUTH_ERR"));
     };
-    let privilege = app.dir().compose_for_user(&user);
+    let (privilege, needs_otp) = {
+        let dir = app.dir();
+        (
+            dir.compose_for_user(&user),
+            dir.twofactor_config.enabled && dir.twofactor_configured(user.id),
+        )
+    };
     let Some(privilege) = privilege else {
-        audit_failure(app, &ctx.conn, "LOGIN_PASSWORD", json!({"username": username}), "User lacks API access.");
+        audit_failure(
+            app,
+            &ctx.conn,
+            "LOGIN_PASSWORD",
+            json!({"username": username}),
+            "User lacks API access.",
+        );
         app.login_failure_delay().await;
         return Ok(response("DENIED"));
     };
-    let r = user_ref(&user);
-    let creds = Credentials {
-        kind: CredKind::LoginPassword,
-        account_attributes: account_attributes(&r),
-        user: r,
-        privilege: Arc::new(privilege),
-        login_at: app.clock.now_unix(),
-        login_id: app.new_uuid(),
-        internal: false,
-        expires_at_ms: Some(app.clock.monotonic_ms() + MAX_SESSION_AGE_MS),
-    };
+    if needs_otp {
+        put_pending(
+            &ctx.conn,
+            Pending::Otp(OtpPending {
+                user_id: user.id,
+                username: user.username.clone(),
+                attempts: 0,
+                started_ms: app.clock.monotonic_ms(),
+            }),
+        );
+        return Ok(json!({"response_type": "OTP_REQUIRED", "username": user.username}));
+    }
+    let creds = user_credentials(app, CredKind::LoginPassword, &user, privilege, &[]);
     login(app, &ctx.conn, creds);
     success(app, &ctx.conn, wants_user_info(data))
 }
 
+/// OTP_TOKEN after OTP_REQUIRED. Codes are single-use (the last accepted step is kept
+/// durably), wrong codes are limited per pending login and per account, and a pending login
+/// expires.
+async fn otp_token(
+    ctx: &Ctx,
+    mut p: OtpPending,
+    code: &str,
+    user_info: bool,
+) -> Result<Value, ApiError> {
+    let app = &ctx.app;
+    let data = json!({"username": p.username});
+    let now_ms = app.clock.monotonic_ms();
+    if now_ms.saturating_sub(p.started_ms) > PENDING_LOGIN_TTL_MS {
+        audit_failure(
+            app,
+            &ctx.conn,
+            "LOGIN_TWOFACTOR",
+            data,
+            "Second factor was not presented in time.",
+        );
+        app.login_failure_delay().await;
+        return Ok(response("AUTH_ERR"));
+    }
+    let ok = super::twofactor::verify_login_code(app, p.user_id, code).await?;
+    if !ok {
+        p.attempts += 1;
+        audit_failure(
+            app,
+            &ctx.conn,
+            "LOGIN_TWOFACTOR",
+            data,
+            "One-time token validation failed.",
+        );
+        app.login_failure_delay().await;
+        if p.attempts >= MAX_OTP_ATTEMPTS || app.ext.twofactor.account_locked(p.user_id, now_ms) {
+            return Ok(response("AUTH_ERR"));
+        }
+        let username = p.username.clone();
+        put_pending(&ctx.conn, Pending::Otp(p));
+        return Ok(json!({"response_type": "OTP_REQUIRED", "username": username}));
+    }
+    let found = {
+        let dir = app.dir();
+        dir.users
+            .get(&p.user_id)
+            .filter(|u| !u.locked)
+            .cloned()
+            .and_then(|u| dir.compose_for_user(&u).map(|pr| (u, pr)))
+    };
+    let Some((user, privilege)) = found else {
+        audit_failure(
+            app,
+            &ctx.conn,
+            "LOGIN_TWOFACTOR",
+            data,
+            "User lacks API access.",
+        );
+        app.login_failure_delay().await;
+        return Ok(response("AUTH_ERR"));
+    };
+    let creds = user_credentials(app, CredKind::LoginTwofactor, &user, privilege, &["2FA"]);
+    login(app, &ctx.conn, creds);
+    success(app, &ctx.conn, user_info)
+}
+
 fn current(ctx: &Ctx) -> Result<Arc<Credentials>, ApiError> {
-    ctx.conn.credentials().ok_or_else(ApiError::not_authenticated)
+    ctx.conn
+        .credentials()
+        .ok_or_else(ApiError::not_authenticated)
 }
 
 fn sessions_entries(app: &App, caller: &str) -> Vec<Value> {
@@ -369,6 +684,7 @@ fn sessions_entries(app: &App, caller: &str) -> Vec<Value> {
 pub fn terminate(app: &Arc<App>, id: &str) -> bool {
     match app.sessions.get(id) {
         Some(s) => {
+            app.ext.tokens.destroy_for_session(id);
             logout(app, &s.conn);
             s.conn.close(1000, "Session terminated");
             true
@@ -406,6 +722,37 @@ pub fn register(r: &mut Registry) {
         },
     );
     r.add(
+        MethodSpec::new("auth.login_ex_continue", public())
+            .param(Field::required(
+                "login_data",
+                Ty::Tagged {
+                    tag: "mechanism",
+                    variants: vec![otp_token_variant()],
+                },
+            ))
+            .cli_private()
+            .doc("Continue in-progress authentication attempt."),
+        |ctx, mut params| async move {
+            let data = params.pop().unwrap_or(Value::Null);
+            login_ex(&ctx, data).await
+        },
+    );
+    r.add(
+        MethodSpec::new("auth.two_factor_auth", public())
+            .param(Field::required("username", Ty::str()))
+            .param(Field::required("password", Ty::secret(Ty::str())))
+            .doc("Returns true if two-factor authorization is required for authorizing user's login."),
+        |ctx, params| async move {
+            let username = params[0].as_str().unwrap_or_default().to_string();
+            let password = params[1].as_str().unwrap_or_default().to_string();
+            let Some(user) = check_password(&ctx.app, &username, &password).await? else {
+                return Ok(json!(false));
+            };
+            let dir = ctx.app.dir();
+            Ok(json!(dir.twofactor_config.enabled && dir.twofactor_configured(user.id)))
+        },
+    );
+    r.add(
         MethodSpec::new("auth.login", public())
             .param(Field::required("username", Ty::str()))
             .param(Field::required("password", Ty::secret(Ty::str())))
@@ -430,18 +777,25 @@ pub fn register(r: &mut Registry) {
         },
     );
     r.add(
-        MethodSpec::new("auth.logout", Access::AnyUser).cli_private().doc("Deauthenticates an app and if a token exists, removes that from the session."),
+        MethodSpec::new("auth.logout", Access::AnyUser)
+            .cli_private()
+            .doc("Deauthenticates an app and if a token exists, removes that from the session."),
         |ctx, _| async move {
             logout(&ctx.app, &ctx.conn);
             Ok(json!(true))
         },
     );
     r.add(
-        MethodSpec::new("auth.mechanism_choices", public())
-            .doc("Get the list of authentication mechanisms available for :method:`auth.login_ex`."),
+        MethodSpec::new("auth.mechanism_choices", public()).doc(
+            "Get the list of authentication mechanisms available for :method:`auth.login_ex`.",
+        ),
         |ctx, _| async move {
             let tokens_ok = ctx.conn.credentials().is_none_or(|c| c.may_create_tokens());
-            let list: Vec<&str> = MECHANISMS.iter().copied().filter(|m| tokens_ok || *m != "TOKEN_PLAIN").collect();
+            let list: Vec<&str> = MECHANISMS
+                .iter()
+                .copied()
+                .filter(|m| tokens_ok || *m != "TOKEN_PLAIN")
+                .collect();
             Ok(json!(list))
         },
     );
@@ -484,17 +838,23 @@ pub fn register(r: &mut Registry) {
         },
     );
     r.add(
-        MethodSpec::new("auth.terminate_session", Access::Roles(vec!["AUTH_SESSIONS_WRITE"]))
-            .param(Field::required("id", Ty::str()))
-            .doc("Terminates session `id`."),
+        MethodSpec::new(
+            "auth.terminate_session",
+            Access::Roles(vec!["AUTH_SESSIONS_WRITE"]),
+        )
+        .param(Field::required("id", Ty::str()))
+        .doc("Terminates session `id`."),
         |ctx, params| async move {
             let id = params[0].as_str().unwrap_or_default().to_string();
             Ok(json!(terminate(&ctx.app, &id)))
         },
     );
     r.add(
-        MethodSpec::new("auth.terminate_other_sessions", Access::Roles(vec!["AUTH_SESSIONS_WRITE"]))
-            .doc("Terminates all other sessions (except the current one)."),
+        MethodSpec::new(
+            "auth.terminate_other_sessions",
+            Access::Roles(vec!["AUTH_SESSIONS_WRITE"]),
+        )
+        .doc("Terminates all other sessions (except the current one)."),
         |ctx, _| async move {
             for (id, s) in ctx.app.sessions.all() {
                 let internal = s.conn.credentials().is_some_and(|c| c.internal);

@@ -65,8 +65,16 @@ pub fn register(r: &mut Registry) {
     );
     r.add(
         MethodSpec::new("core.get_methods", Access::AnyUser)
-            .param(Field::optional("service", Ty::nullable(Ty::str()), Value::Null))
-            .param(Field::optional("target", Ty::Literal(vec!["WS", "CLI", "REST"]), json!("WS")))
+            .param(Field::optional(
+                "service",
+                Ty::nullable(Ty::str()),
+                Value::Null,
+            ))
+            .param(Field::optional(
+                "target",
+                Ty::Literal(vec!["WS", "CLI", "REST"]),
+                json!("WS"),
+            ))
             .cli_private()
             .doc("Return methods metadata of every available service."),
         |ctx, params| async move {
@@ -79,22 +87,43 @@ pub fn register(r: &mut Registry) {
                 if spec.private || (cli && spec.cli_private) {
                     continue;
                 }
-                if let Some(s) = &service {
-                    if spec.name.rsplit_once('.').map(|(svc, _)| svc) != Some(s.as_str()) {
-                        continue;
-                    }
+                if let Some(s) = &service
+                    && spec.name.rsplit_once('.').map(|(svc, _)| svc) != Some(s.as_str())
+                {
+                    continue;
                 }
                 if !ctx.app.may_call(creds.as_deref(), &spec.access) {
                     continue;
                 }
                 out.insert(spec.name.to_string(), spec.metadata());
             }
+            // TrueNAS walks each service's methods in `dir()` order (sorted by name), services
+            // in registration order; midcli's banner (`man X`) and completions follow it.
+            let mut services: Vec<String> = Vec::new();
+            let mut entries: Vec<(usize, String, Value)> = Vec::new();
+            for (name, meta) in out {
+                let svc = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+                let idx = match services.iter().position(|s| s == svc) {
+                    Some(i) => i,
+                    None => {
+                        services.push(svc.to_string());
+                        services.len() - 1
+                    }
+                };
+                entries.push((idx, name, meta));
+            }
+            entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            let out: Map<String, Value> = entries.into_iter().map(|(_, n, m)| (n, m)).collect();
             Ok(Value::Object(out))
         },
     );
     r.add(
         MethodSpec::new("core.get_services", Access::AnyUser)
-            .param(Field::optional("target", Ty::Literal(vec!["WS", "CLI", "REST"]), json!("WS")))
+            .param(Field::optional(
+                "target",
+                Ty::Literal(vec!["WS", "CLI", "REST"]),
+                json!("WS"),
+            ))
             .cli_private()
             .doc("Return services metadata."),
         |ctx, _| async move { Ok(ctx.app.registry.services_metadata()) },
@@ -105,12 +134,23 @@ pub fn register(r: &mut Registry) {
             .cli_private()
             .doc("Subscribe to an event; returns an identifier for core.unsubscribe."),
         |ctx, params| async move {
-            let name = params.first().and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = params
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             authorize_subscribe(&ctx.app, &ctx.conn, &name)?;
             let ident = ctx.app.new_uuid();
-            let mut subs = ctx.conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+            let mut subs = ctx
+                .conn
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if subs.len() >= 256 {
-                return Err(ApiError::call(errno::EBUSY, "Too many subscriptions on this connection"));
+                return Err(ApiError::call(
+                    errno::EBUSY,
+                    "Too many subscriptions on this connection",
+                ));
             }
             subs.insert(ident.clone(), name);
             Ok(json!(ident))
@@ -123,7 +163,11 @@ pub fn register(r: &mut Registry) {
             .doc("Cancel a subscription."),
         |ctx, params| async move {
             let id = params.first().and_then(Value::as_str).unwrap_or_default();
-            ctx.conn.subscriptions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            ctx.conn
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
             Ok(Value::Null)
         },
     );

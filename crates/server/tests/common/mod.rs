@@ -1,6 +1,6 @@
 //! Test harness: a real server on a temp data dir and a free loopback port, and a raw
 //! WebSocket client that asserts exact frames.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,13 +24,15 @@ impl TestServer {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.listen = "127.0.0.1:0".into();
-        config.login_failure_delay_ms = [0, 0];
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            login_failure_delay_ms: [0, 0],
+            hostname: Some("gatehouse-test".into()),
+            initial_admin_password: Some(ADMIN_PASSWORD.into()),
+            ..Config::default()
+        };
         config.rate_limit.penalty_ms = [0, 0];
-        config.hostname = Some("gatehouse-test".into());
-        config.initial_admin_password = Some(ADMIN_PASSWORD.into());
         tweak(&mut config);
         let server = Server::start(config).await.unwrap();
         Self {
@@ -108,6 +110,26 @@ impl Ws {
             next_id: 1,
             stash: Default::default(),
         }
+    }
+
+    /// A WebSocket over TCP from a chosen local source address (all of 127.0.0.0/8 is
+    /// loopback, so tests can play several client IPs); `Err` when the server refuses.
+    pub async fn try_connect_from(
+        src: std::net::IpAddr,
+        addr: std::net::SocketAddr,
+        path: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(std::net::SocketAddr::new(src, 0))?;
+        let stream = sock.connect(addr).await?;
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}{path}"), stream).await?;
+        let (sink, stream) = ws.split();
+        Ok(Self {
+            sink: Box::new(sink),
+            stream: Box::new(stream),
+            next_id: 1,
+            stash: Default::default(),
+        })
     }
 
     pub async fn send(&mut self, text: &str) {
