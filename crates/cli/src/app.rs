@@ -155,9 +155,10 @@ pub fn connect(opts: &Opts) -> Result<Ctx, Fatal> {
         .enable_all()
         .build()
         .map_err(|e| Fatal(format!("cannot start runtime: {e}")))?;
-    let target = match &opts.url {
-        Some(url) => Target::Url(url.clone()),
-        None => Target::unix(gatehouse_proto::defaults::default_socket()),
+    let target = match (&opts.url, &opts.socket) {
+        (Some(url), _) => Target::Url(url.clone()),
+        (None, Some(path)) => Target::unix(path),
+        (None, None) => Target::unix(gatehouse_proto::defaults::default_socket()),
     };
     let options = ConnectOptions {
         call_timeout: Some(Duration::from_secs(opts.timeout)),

@@ -78,10 +78,10 @@ fn value_candidates(schema: &Value) -> Vec<Value> {
     if let Some(Value::Array(values)) = schema.get("enum") {
         out.extend(values.iter().cloned());
     }
-    if let Some(default) = schema.get("default") {
-        if !out.contains(default) {
-            out.push(default.clone());
-        }
+    if let Some(default) = schema.get("default")
+        && !out.contains(default)
+    {
+        out.push(default.clone());
     }
     if types.len() > 1
         && types.contains(&"null")

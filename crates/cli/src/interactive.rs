@@ -90,12 +90,11 @@ pub fn run(mut ctx: Ctx, vi: bool) -> i32 {
         cwd: ctx.cwd,
     }));
     let history = history_path();
-    if let Some(path) = &history {
-        if path.exists() {
-            if let Err(e) = rl.load_history(path) {
-                println!("INFO: Unable to open history file: {e} (Using in memory history).");
-            }
-        }
+    if let Some(path) = &history
+        && path.exists()
+        && let Err(e) = rl.load_history(path)
+    {
+        println!("INFO: Unable to open history file: {e} (Using in memory history).");
     }
     println!("{}", ctx.banner());
     loop {

@@ -2,9 +2,10 @@
 
 use crate::render::Mode;
 
-pub const USAGE: &str = "usage: gatehouse [-h] [--url URL] [--user USER] [--password PASSWORD]
-                 [--api-key KEY] [--token TOKEN] [--timeout TIMEOUT]
-                 [-c COMMAND] [-m {table,csv,json}] [--stacks] [--vi] [--version]";
+pub const USAGE: &str = "usage: gatehouse [-h] [--url URL] [--socket PATH] [--user USER]
+                 [--password PASSWORD] [--api-key KEY] [--token TOKEN]
+                 [--timeout TIMEOUT] [-c COMMAND] [-m {table,csv,json}]
+                 [--stacks] [--vi] [--version]";
 
 pub const HELP: &str = "
 Interactive shell for gatehoused (compatible with the TrueNAS CLI).
@@ -14,6 +15,8 @@ options:
   --url URL             middleware URL: ws://HOST:PORT/api/current (JSON-RPC),
                         ws://HOST:PORT/websocket (legacy protocol) or
                         ws+unix:///path/to.sock; default: the local UNIX socket
+  --socket PATH         UNIX socket of a local gatehoused (same as
+                        --url ws+unix://PATH)
   --user USER           user name (with --password, or with --api-key)
   --password PASSWORD   password (auth.login_ex PASSWORD_PLAIN; asks for a
                         two-factor code on the terminal when required)
@@ -33,6 +36,8 @@ options:
 #[derive(Debug, Clone, PartialEq)]
 pub struct Opts {
     pub url: Option<String>,
+    /// `--socket PATH`: a UNIX socket other than the default one.
+    pub socket: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
     pub api_key: Option<String>,
@@ -50,6 +55,7 @@ impl Default for Opts {
     fn default() -> Self {
         Self {
             url: None,
+            socket: None,
             user: None,
             password: None,
             api_key: None,
@@ -86,6 +92,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Opts, String> {
             "-h" | "--help" => o.help = true,
             "--version" => o.version = true,
             "--url" => o.url = Some(value("--url")?),
+            "--socket" => o.socket = Some(value("--socket")?),
             "--user" => o.user = Some(value("--user")?),
             "--password" => o.password = Some(value("--password")?),
             "--api-key" => o.api_key = Some(value("--api-key")?),
@@ -114,6 +121,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Opts, String> {
             }
             _ => return Err(format!("unrecognized arguments: {arg}")),
         }
+    }
+    if o.url.is_some() && o.socket.is_some() {
+        return Err("argument --socket: not allowed with argument --url".into());
     }
     Ok(o)
 }

@@ -178,16 +178,16 @@ fn translate(op: &Expr) -> Result<Value, String> {
                 "NotIn" => "nin",
                 other => return Err(format!("Unsupported comparison operator: {other}")),
             };
-            if matches!(filter_op, "in" | "nin") {
-                if let Expr::Constant(c) = left.as_ref() {
-                    let Expr::Name(name) = comparator else {
-                        return Err(format!(
-                            "Unsupported right operand for `{} {filter_op}`",
-                            py_str(c)
-                        ));
-                    };
-                    return Ok(json!([name, format!("r{filter_op}"), c]));
-                }
+            if matches!(filter_op, "in" | "nin")
+                && let Expr::Constant(c) = left.as_ref()
+            {
+                let Expr::Name(name) = comparator else {
+                    return Err(format!(
+                        "Unsupported right operand for `{} {filter_op}`",
+                        py_str(c)
+                    ));
+                };
+                return Ok(json!([name, format!("r{filter_op}"), c]));
             }
             let Expr::Name(name) = left.as_ref() else {
                 return Err(format!("Unsupported left operand {}", left.class()));

@@ -58,10 +58,10 @@ fn kind(v: &Value) -> Kind<'_> {
         Value::Array(a) => Kind::List(a),
         Value::Object(m) => {
             if m.len() == 1 {
-                if let Some(ms) = m.get("$date") {
-                    if let Some(ms) = ms.as_i64().or_else(|| ms.as_f64().map(|f| f as i64)) {
-                        return Kind::Date(iso_datetime(ms));
-                    }
+                if let Some(ms) = m.get("$date")
+                    && let Some(ms) = ms.as_i64().or_else(|| ms.as_f64().map(|f| f as i64))
+                {
+                    return Kind::Date(iso_datetime(ms));
                 }
                 if let Some(Value::String(t)) = m.get("$time") {
                     return Kind::Date(t.clone());
@@ -70,10 +70,11 @@ fn kind(v: &Value) -> Kind<'_> {
                     return Kind::Set;
                 }
             }
-            if m.len() == 2 && m.get("$type").and_then(Value::as_str) == Some("date") {
-                if let Some(Value::String(d)) = m.get("$value") {
-                    return Kind::Date(d.clone());
-                }
+            if m.len() == 2
+                && m.get("$type").and_then(Value::as_str) == Some("date")
+                && let Some(Value::String(d)) = m.get("$value")
+            {
+                return Kind::Date(d.clone());
             }
             Kind::Dict(m)
         }

@@ -414,10 +414,8 @@ pub fn error_text(e: &ClientError, stacks: bool) -> String {
     {
         return "Please, specify the output file name using ' > filename.ext'".into();
     }
-    if stacks {
-        if let Some(f) = err.trace_formatted() {
-            return f.to_string();
-        }
+    if stacks && let Some(f) = err.trace_formatted() {
+        return f.to_string();
     }
     match (err.trace_class(), reason) {
         (Some("CallError"), Some(r)) => {

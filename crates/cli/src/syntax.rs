@@ -598,13 +598,13 @@ pub fn autocomplete(text: &str) -> Option<Autocomplete> {
         });
     }
     let after = after.trim_start();
-    if let Some(value) = after.strip_prefix('=') {
-        if !word.is_empty() {
-            return Some(Autocomplete::Value {
-                name: word,
-                prefix: value.trim_start().to_string(),
-            });
-        }
+    if let Some(value) = after.strip_prefix('=')
+        && !word.is_empty()
+    {
+        return Some(Autocomplete::Value {
+            name: word,
+            prefix: value.trim_start().to_string(),
+        });
     }
     Some(Autocomplete::Name {
         args,

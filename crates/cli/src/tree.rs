@@ -223,11 +223,12 @@ fn make_command(
         .unwrap_or_default();
     if let Some(n) = splice {
         // An anyOf/oneOf of objects is replaced by an empty object schema (no completion).
-        if let Some(schema) = accepts.get_mut(n) {
-            if !schema_type_is(schema, "object") {
-                let name = schema.get("_name_").cloned().unwrap_or(Value::Null);
-                *schema = json!({"type": "object", "_name_": name, "properties": {}, "_attrs_order_": []});
-            }
+        if let Some(schema) = accepts.get_mut(n)
+            && !schema_type_is(schema, "object")
+        {
+            let name = schema.get("_name_").cloned().unwrap_or(Value::Null);
+            *schema =
+                json!({"type": "object", "_name_": name, "properties": {}, "_attrs_order_": []});
         }
     }
     let examples = match method.get("examples").and_then(|e| e.get("cli")) {
@@ -281,18 +282,17 @@ pub fn coerce(schema: &Value, value: Value) -> Value {
     if schema_type_is(schema, "array") && !value.is_array() && !value.is_null() {
         return Value::Array(vec![value]);
     }
-    if schema_type_is(schema, "object") {
-        if let (Value::Object(map), Some(Value::Object(props))) = (&value, schema.get("properties"))
-        {
-            let coerced: Map<String, Value> = map
-                .iter()
-                .map(|(k, v)| match props.get(k) {
-                    Some(s) => (k.clone(), coerce(s, v.clone())),
-                    None => (k.clone(), v.clone()),
-                })
-                .collect();
-            return Value::Object(coerced);
-        }
+    if schema_type_is(schema, "object")
+        && let (Value::Object(map), Some(Value::Object(props))) = (&value, schema.get("properties"))
+    {
+        let coerced: Map<String, Value> = map
+            .iter()
+            .map(|(k, v)| match props.get(k) {
+                Some(s) => (k.clone(), coerce(s, v.clone())),
+                None => (k.clone(), v.clone()),
+            })
+            .collect();
+        return Value::Object(coerced);
     }
     value
 }
@@ -348,13 +348,13 @@ impl Command {
                 parsed.args.len()
             ));
         }
-        if self.kind == Kind::Update && parsed.args.is_empty() {
-            if let Some(first) = self.accepts.first().map(param_name) {
-                if let Some(i) = parsed.kwargs.iter().position(|(k, _)| k == first) {
-                    let (_, v) = parsed.kwargs.remove(i);
-                    parsed.args.push(v);
-                }
-            }
+        if self.kind == Kind::Update
+            && parsed.args.is_empty()
+            && let Some(first) = self.accepts.first().map(param_name)
+            && let Some(i) = parsed.kwargs.iter().position(|(k, _)| k == first)
+        {
+            let (_, v) = parsed.kwargs.remove(i);
+            parsed.args.push(v);
         }
         if parsed.args.len() < n {
             return Err(format!(

@@ -70,6 +70,8 @@ pub struct App {
     pub rate: RateLimiter,
     /// Open connections, counted by the listeners (`listen::Limited`).
     pub connections: Arc<crate::listen::ConnCounter>,
+    /// Per-account login failures and temporary locks.
+    pub lockout: crate::services::lockout::Lockout,
     pub hostname: String,
     audit_tx: tokio::sync::mpsc::UnboundedSender<AuditMsg>,
     /// Services keep their own in-memory state here (tokens, pending logins, caches).
@@ -89,6 +91,7 @@ impl App {
             kdf: Semaphore::new(config.kdf_threads()),
             rate: RateLimiter::new(config.rate_limit.clone()),
             connections: crate::listen::ConnCounter::new(&config.limits),
+            lockout: crate::services::lockout::Lockout::new(config.lockout.clone()),
             config,
             store: store.clone(),
             dir: RwLock::new(dir),
@@ -247,8 +250,9 @@ impl App {
         if let Some(f) = fields {
             params.insert("fields".into(), f);
         }
-        for (_, s) in self.sessions.all() {
-            s.conn.deliver_event(collection, &params);
+        // Every login and logout publishes: with 10,000 sessions this loop must not copy ids.
+        for conn in self.sessions.conns() {
+            conn.deliver_event(collection, &params);
         }
     }
 
@@ -262,6 +266,13 @@ impl App {
         let Some(m) = self.registry.get(method).cloned() else {
             return Err(ApiError::MethodNotFound(method.to_string()));
         };
+        // The call log (trace level) shows params only as the audit does: secrets redacted.
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let mut p = params.clone();
+            redact_params(&m.spec, &mut p);
+            let shown = Value::Array(p);
+            tracing::trace!(session = %conn.session_id, method, params = %shown, "call");
+        }
         let creds = conn.credentials();
         if let Err(e) = self
             .authorize(conn, &m.spec.access, creds.as_deref(), method)
@@ -289,12 +300,19 @@ impl App {
             p
         });
         let params = m.spec.validate(params)?;
+        let audit_extra = Arc::new(Mutex::new(None));
         let ctx = Ctx {
             app: self.clone(),
             conn: conn.clone(),
+            audit_extra: audit_extra.clone(),
         };
         let mut result = (m.handler)(ctx, params).await;
-        if let (Some(desc), Some(p)) = (m.spec.audit, params_for_audit) {
+        if let (Some(base), Some(p)) = (m.spec.audit, params_for_audit) {
+            let extra = audit_extra.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let desc = match extra {
+                Some(e) => format!("{base} {e}"),
+                None => base.to_string(),
+            };
             self.audit(
                 conn,
                 "METHOD_CALL",

@@ -18,6 +18,8 @@ pub struct Config {
     pub log_level: String,
     pub limits: Limits,
     pub rate_limit: RateLimit,
+    /// Per-account login failure tracking (`services::lockout`).
+    pub lockout: LockoutConfig,
     /// Delay added to failed logins, in ms (TrueNAS: uniform 1000–2000 at level 1).
     pub login_failure_delay_ms: [u64; 2],
     /// Threads for slow hashing (PBKDF2, Argon2, SHA-512-crypt); 0 = number of cores.
@@ -78,6 +80,7 @@ impl Default for Config {
             log_level: "info".to_string(),
             limits: Limits::default(),
             rate_limit: RateLimit::default(),
+            lockout: LockoutConfig::default(),
             login_failure_delay_ms: [1000, 2000],
             kdf_threads: 0,
             hostname: None,
@@ -98,6 +101,38 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             handshake_timeout_ms: 10_000,
             unauthenticated_idle_ms: 60_000,
+        }
+    }
+}
+
+/// Brute-force protection per account name (password and API-key logins). Defaults follow
+/// Vault's user lockout (5 failures → 15 min) with kanidm-style growing delays.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockoutConfig {
+    /// Failures within `reset_secs` that lock the account; 0 disables tracking.
+    pub max_failures: u32,
+    /// How long a lock lasts.
+    pub lock_secs: u64,
+    /// A failure counter with no new failure for this long is forgotten.
+    pub reset_secs: u64,
+    /// Extra delay per recorded failure, in ms ...
+    pub delay_step_ms: u64,
+    /// ... capped at this.
+    pub max_delay_ms: u64,
+    /// Account names tracked at once (unknown names included, so they look like real ones).
+    pub max_tracked: usize,
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            lock_secs: 900,
+            reset_secs: 900,
+            delay_step_ms: 250,
+            max_delay_ms: 3000,
+            max_tracked: 10_000,
         }
     }
 }

@@ -18,6 +18,16 @@ use crate::conn::Conn;
 pub struct Ctx {
     pub app: Arc<App>,
     pub conn: Arc<Conn>,
+    /// What the handler adds to the METHOD_CALL audit description (TrueNAS'
+    /// `audit_extended` / `audit_callback`), e.g. the name of the key being deleted.
+    pub audit_extra: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Ctx {
+    /// Appends `text` to this call's audit description (`"Create API key" + " backup"`).
+    pub fn audit_extend(&self, text: impl Into<String>) {
+        *self.audit_extra.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.into());
+    }
 }
 
 pub type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;

@@ -2,6 +2,8 @@
 //! connections, restart it on the same data directory, and check that every acknowledged write
 //! is there, that nothing half-written is visible, and that SQLite's integrity check passes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -49,15 +51,19 @@ impl Daemon {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("gatehoused is serving") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
+                if line.contains("gatehoused is serving")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(30)).expect("gatehoused did not start");
-        Self { child, socket: data.join("gatehoused.sock") }
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("gatehoused did not start");
+        Self {
+            child,
+            socket: data.join("gatehoused.sock"),
+        }
     }
 
     fn sigkill(mut self) {
@@ -67,7 +73,10 @@ impl Daemon {
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -89,7 +98,9 @@ struct Client {
 impl Client {
     async fn connect(socket: &Path) -> Option<Self> {
         let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
-        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/current", stream).await.ok()?;
+        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/current", stream)
+            .await
+            .ok()?;
         Some(Self { ws, next: 1 })
     }
 
@@ -99,9 +110,15 @@ impl Client {
         let id = self.next;
         self.next += 1;
         let frame = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.ws.send(Message::Text(frame.to_string().into())).await.ok()?;
+        self.ws
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .ok()?;
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(20), self.ws.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
             let Message::Text(t) = msg else { continue };
             let v: Value = serde_json::from_str(t.as_str()).ok()?;
             if v["id"] == json!(id) {
@@ -137,10 +154,18 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
     let socket = daemon.socket.clone();
 
     let mut setup = Client::connect(&socket).await.unwrap();
-    let admin = setup.ok("user.query", json!([[["username", "=", "truenas_admin"]], {"get": true}])).await;
+    let admin = setup
+        .ok(
+            "user.query",
+            json!([[["username", "=", "truenas_admin"]], {"get": true}]),
+        )
+        .await;
     let admin_id = admin["id"].as_i64().unwrap();
     let priv_id = setup
-        .ok("privilege.create", json!([{"name": "crash-priv", "web_shell": false, "roles": ["READONLY_ADMIN"]}]))
+        .ok(
+            "privilege.create",
+            json!([{"name": "crash-priv", "web_shell": false, "roles": ["READONLY_ADMIN"]}]),
+        )
         .await["id"]
         .as_i64()
         .unwrap();
@@ -167,15 +192,24 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
     {
         let (acked, socket) = (acked.clone(), socket.clone());
         tasks.push(tokio::spawn(async move {
-            let Some(mut c) = Client::connect(&socket).await else { return };
+            let Some(mut c) = Client::connect(&socket).await else {
+                return;
+            };
             for i in 0..10_000 {
                 let full = format!("Admin rev {i}");
-                if c.call("user.update", json!([admin_id, {"full_name": full}])).await.is_none() {
+                if c.call("user.update", json!([admin_id, {"full_name": full}]))
+                    .await
+                    .is_none()
+                {
                     return;
                 }
                 acked.lock().unwrap().full_names.push(full);
                 let key = format!("k{i}");
-                if c.call("auth.set_attribute", json!([key, i])).await.is_none() || Instant::now() > stop_at {
+                if c.call("auth.set_attribute", json!([key, i]))
+                    .await
+                    .is_none()
+                    || Instant::now() > stop_at
+                {
                     return;
                 }
                 acked.lock().unwrap().attributes.push((key, i));
@@ -186,7 +220,9 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
     {
         let (acked, socket) = (acked.clone(), socket.clone());
         tasks.push(tokio::spawn(async move {
-            let Some(mut c) = Client::connect(&socket).await else { return };
+            let Some(mut c) = Client::connect(&socket).await else {
+                return;
+            };
             let roles = ["READONLY_ADMIN", "SHARING_ADMIN", "ACCOUNT_READ"];
             for i in 0..10_000 {
                 let name = format!("crash-priv-{i}");
@@ -196,7 +232,9 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
                 }
                 acked.lock().unwrap().privileges.push(name);
                 let role = roles[i % roles.len()].to_string();
-                if c.call("privilege.update", json!([priv_id, {"roles": [role]}])).await.is_none()
+                if c.call("privilege.update", json!([priv_id, {"roles": [role]}]))
+                    .await
+                    .is_none()
                     || Instant::now() > stop_at
                 {
                     return;
@@ -209,16 +247,33 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
     {
         let (acked, socket) = (acked.clone(), socket.clone());
         tasks.push(tokio::spawn(async move {
-            let Some(mut c) = Client::connect(&socket).await else { return };
+            let Some(mut c) = Client::connect(&socket).await else {
+                return;
+            };
             for i in 0..10_000 {
-                let Some(entry) = c.call("user.renew_2fa_secret", json!(["truenas_admin", {}])).await else { return };
-                let uri = entry["twofactor_config"]["provisioning_uri"].as_str().unwrap_or_default().to_string();
+                let Some(entry) = c
+                    .call("user.renew_2fa_secret", json!(["truenas_admin", {}]))
+                    .await
+                else {
+                    return;
+                };
+                let uri = entry["twofactor_config"]["provisioning_uri"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 acked.lock().unwrap().secrets.push(uri);
                 if i < 4 {
-                    let p = json!([{"name": format!("crash-key-{i}"), "username": "truenas_admin"}]);
-                    let Some(k) = c.call("api_key.create", p).await else { return };
+                    let p =
+                        json!([{"name": format!("crash-key-{i}"), "username": "truenas_admin"}]);
+                    let Some(k) = c.call("api_key.create", p).await else {
+                        return;
+                    };
                     let raw = k["key"].as_str().unwrap_or_default().to_string();
-                    acked.lock().unwrap().api_keys.push((k["id"].as_i64().unwrap_or(0), raw));
+                    acked
+                        .lock()
+                        .unwrap()
+                        .api_keys
+                        .push((k["id"].as_i64().unwrap_or(0), raw));
                 }
                 if Instant::now() > stop_at {
                     return;
@@ -246,7 +301,10 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
         let _ = t.await;
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(acked.users.len() >= 5 && acked.api_keys.len() >= 1, "the burst barely ran");
+    assert!(
+        acked.users.len() >= 5 && !acked.api_keys.is_empty(),
+        "the burst barely ran"
+    );
 
     // The database as the killed server left it: SQLite recovers the WAL and is intact.
     let db = tmp.path().join("data").join("gatehouse.db");
@@ -260,7 +318,9 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
 
     // Users: every acknowledged create is there, each with its own group (one transaction),
     // and no user exists without its group or the other way round.
-    let users = c.ok("user.query", json!([[["username", "^", "crash"]]])).await;
+    let users = c
+        .ok("user.query", json!([[["username", "^", "crash"]]]))
+        .await;
     let users: HashMap<String, Value> = users
         .as_array()
         .unwrap()
@@ -268,24 +328,49 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
         .map(|u| (u["username"].as_str().unwrap().to_string(), u.clone()))
         .collect();
     for name in &acked.users {
-        assert!(users.contains_key(name), "acknowledged user {name} is missing");
+        assert!(
+            users.contains_key(name),
+            "acknowledged user {name} is missing"
+        );
     }
-    assert!(users.len() <= acked.users.len() + 1, "more users than writes sent");
+    assert!(
+        users.len() <= acked.users.len() + 1,
+        "more users than writes sent"
+    );
     let groups = c.ok("group.query", json!([[["name", "^", "crash"]]])).await;
-    let group_names: Vec<&str> = groups.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    let group_names: Vec<&str> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
     for (name, u) in &users {
-        assert!(group_names.contains(&name.as_str()), "user {name} without its group (half-written)");
+        assert!(
+            group_names.contains(&name.as_str()),
+            "user {name} without its group (half-written)"
+        );
         let i: usize = name.trim_start_matches("crash").parse().unwrap();
-        assert_eq!(u["full_name"], format!("Crash {i}"), "user {name} has a torn record");
+        assert_eq!(
+            u["full_name"],
+            format!("Crash {i}"),
+            "user {name} has a torn record"
+        );
     }
-    assert_eq!(group_names.len(), users.len(), "a group without its user (half-written)");
+    assert_eq!(
+        group_names.len(),
+        users.len(),
+        "a group without its user (half-written)"
+    );
 
     // user.update: the last acknowledged name or the one after it (sent, not yet answered).
     let admin = c.ok("user.get_instance", json!([admin_id])).await;
     if let Some(last) = acked.full_names.last() {
         let n: usize = last.trim_start_matches("Admin rev ").parse().unwrap();
         let now = admin["full_name"].as_str().unwrap();
-        assert!(now == last || now == format!("Admin rev {}", n + 1), "full_name {now}, last acked {last}");
+        assert!(
+            now == last || now == format!("Admin rev {}", n + 1),
+            "full_name {now}, last acked {last}"
+        );
     }
 
     // auth.set_attribute: every acknowledged key, with its value (root's attributes).
@@ -296,34 +381,62 @@ async fn sigkill_mid_burst_loses_no_acknowledged_write() {
 
     // privilege.create / update.
     let privs = c.ok("privilege.query", json!([])).await;
-    let names: Vec<&str> = privs.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = privs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     for p in &acked.privileges {
-        assert!(names.contains(&p.as_str()), "acknowledged privilege {p} missing");
+        assert!(
+            names.contains(&p.as_str()),
+            "acknowledged privilege {p} missing"
+        );
     }
     if let Some((i, role)) = acked.privilege_roles.last() {
         let p = c.ok("privilege.get_instance", json!([priv_id])).await;
         let roles = p["roles"].as_array().unwrap();
         let next = ["READONLY_ADMIN", "SHARING_ADMIN", "ACCOUNT_READ"][(*i as usize + 1) % 3];
-        assert!(roles == &vec![json!(role)] || roles == &vec![json!(next)], "roles {roles:?}, last acked {role}");
+        assert!(
+            roles == &vec![json!(role)] || roles == &vec![json!(next)],
+            "roles {roles:?}, last acked {role}"
+        );
     }
 
     // renew_2fa_secret: the secret in force is the last acknowledged one or a newer one, never
     // an older one.
-    let cfg = c.ok("user.twofactor_config", json!(["truenas_admin"])).await;
-    let uri = cfg["provisioning_uri"].as_str().unwrap_or_default().to_string();
+    let cfg = c
+        .ok("user.twofactor_config", json!(["truenas_admin"]))
+        .await;
+    let uri = cfg["provisioning_uri"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if let Some((last, older)) = acked.secrets.split_last() {
-        assert!(uri == *last || !older.contains(&uri), "an older 2FA secret came back");
+        assert!(
+            uri == *last || !older.contains(&uri),
+            "an older 2FA secret came back"
+        );
         assert!(!uri.is_empty());
     }
 
     // api_key.create: each acknowledged key exists and still logs in.
     let keys = c.ok("api_key.query", json!([])).await;
-    let ids: Vec<i64> = keys.as_array().unwrap().iter().map(|k| k["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_i64().unwrap())
+        .collect();
     for (id, raw) in &acked.api_keys {
         assert!(ids.contains(id), "acknowledged api key {id} missing");
-        let stream = tokio::net::UnixStream::connect(&daemon.socket).await.unwrap();
+        let stream = tokio::net::UnixStream::connect(&daemon.socket)
+            .await
+            .unwrap();
         // Log in over a fresh connection (TCP semantics are not needed: UNIX works for keys).
-        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/current", stream).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/current", stream)
+            .await
+            .unwrap();
         let mut k = Client { ws, next: 1 };
         let r = k
             .ok("auth.login_ex", json!([{"mechanism": "API_KEY_PLAIN", "username": "truenas_admin", "api_key": raw}]))

@@ -174,6 +174,13 @@ fn expiry_from(v: Option<&Value>) -> Option<i64> {
 // CRUD
 
 async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(n) = params
+        .first()
+        .and_then(|d| d.get("name"))
+        .and_then(Value::as_str)
+    {
+        ctx.audit_extend(n);
+    }
     let app = ctx.app.clone();
     let creds = ctx
         .conn
@@ -269,6 +276,15 @@ fn owner_name(dir: &Directory, k: &ApiKey) -> String {
 }
 
 async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(n) = ctx
+        .app
+        .dir()
+        .api_keys
+        .get(&super::id_param(&params))
+        .map(|x| x.name.clone())
+    {
+        ctx.audit_extend(n);
+    }
     let app = ctx.app.clone();
     let creds = ctx
         .conn
@@ -337,6 +353,15 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn delete(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(n) = ctx
+        .app
+        .dir()
+        .api_keys
+        .get(&super::id_param(&params))
+        .map(|x| x.name.clone())
+    {
+        ctx.audit_extend(n);
+    }
     let app = ctx.app.clone();
     let creds = ctx
         .conn

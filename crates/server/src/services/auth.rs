@@ -498,7 +498,7 @@ pub async fn login_ex(ctx: &Ctx, data: Value) -> Result<Value, ApiError> {
                 "PASSWORD_PLAIN" => password_plain(ctx, &data).await,
                 "API_KEY_PLAIN" => {
                     let (u, k) = (str_field(&data, "username"), str_field(&data, "api_key"));
-                    super::api_key::login_plain(ctx, &u, &k, user_info).await
+                    super::lockout::api_key_login(ctx, &u, &k, user_info).await
                 }
                 "TOKEN_PLAIN" => {
                     super::token::login_token(ctx, &str_field(&data, "token"), user_info).await
@@ -520,24 +520,29 @@ pub async fn check_password(
     password: &str,
 ) -> Result<Option<User>, ApiError> {
     let password = password.to_string();
+    // Brute-force lock: checked before any hash; a locked account costs the dummy hash and
+    // fails like a wrong password (services::lockout).
+    let temp_locked = app.lockout.is_locked(username, app.clock.monotonic_ms());
     let candidate = {
         let dir = app.dir();
         dir.user_by_name(username)
-            .filter(|u| !u.locked && !u.password_disabled)
+            .filter(|u| !temp_locked && !u.locked && !u.password_disabled)
             .and_then(|u| u.password_hash.clone().map(|h| (u.clone(), h)))
     };
-    match candidate {
+    let found = match candidate {
         Some((user, hash)) => {
             let ok = app
                 .kdf(move || password::verify_password(&password, &hash))
                 .await?;
-            Ok(ok.then_some(user))
+            ok.then_some(user)
         }
         None => {
             app.kdf(move || password::dummy_verify(&password)).await?;
-            Ok(None)
+            None
         }
-    }
+    };
+    super::lockout::after_password_check(app, username, found.is_some()).await;
+    Ok(found)
 }
 
 /// PASSWORD_PLAIN: unknown user, wrong password, locked and disabled accounts all cost one
@@ -560,6 +565,7 @@ async fn password_plain(ctx: &Ctx, data: &Value) -> Result<Value, ApiError> {
             json!({"username": username}),
             "Bad username or password",
         );
+        super::lockout::audit_lock(app, &ctx.conn, "LOGIN_PASSWORD", &username);
         app.login_failure_delay().await;
         return Ok(response("AUTH_ERR"));
     };

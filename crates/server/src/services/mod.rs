@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod core_svc;
 pub mod group;
+pub mod lockout;
 pub mod otpw;
 pub mod privilege;
 pub mod system;
@@ -69,6 +70,7 @@ pub fn registry() -> Registry {
     otpw::register(&mut r);
     token::register(&mut r);
     audit::register(&mut r);
+    lockout::register(&mut r);
     r
 }
 

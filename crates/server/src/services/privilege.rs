@@ -165,6 +165,13 @@ fn validate_builtin(dir: &Directory, old: &Privilege, new: &Privilege, v: &mut V
 }
 
 async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(n) = params
+        .first()
+        .and_then(|d| d.get("name"))
+        .and_then(Value::as_str)
+    {
+        ctx.audit_extend(n);
+    }
     let data = params.into_iter().next().unwrap_or(Value::Null);
     let entry = ctx
         .app
@@ -196,6 +203,15 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(n) = ctx
+        .app
+        .dir()
+        .privileges
+        .get(&super::id_param(&params))
+        .map(|x| x.name.clone())
+    {
+        ctx.audit_extend(n);
+    }
     let id = super::id_param(&params);
     let data = params.get(1).cloned().unwrap_or_else(|| json!({}));
     let entry = ctx
@@ -226,6 +242,15 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn delete(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(n) = ctx
+        .app
+        .dir()
+        .privileges
+        .get(&super::id_param(&params))
+        .map(|x| x.name.clone())
+    {
+        ctx.audit_extend(n);
+    }
     let id = super::id_param(&params);
     ctx.app
         .mutate(move |dir| {

@@ -191,6 +191,9 @@ fn find_user(app: &App, username: &str) -> Result<User, ApiError> {
 }
 
 async fn renew_secret(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(u) = params.first().and_then(Value::as_str) {
+        ctx.audit_extend(format!(": {u}"));
+    }
     let app = ctx.app.clone();
     let creds = ctx
         .conn
@@ -254,6 +257,9 @@ async fn renew_secret(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn unset_secret(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    if let Some(u) = params.first().and_then(Value::as_str) {
+        ctx.audit_extend(format!(": {u}"));
+    }
     let username = params
         .first()
         .and_then(Value::as_str)

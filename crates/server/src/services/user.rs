@@ -427,7 +427,8 @@ pub fn register(r: &mut Registry) {
             .query(entry_ty())
             .doc("Query users with `query-filters` and `query-options`."),
         |ctx, params| async move {
-            let records = entries(&ctx.app.dir());
+            let mut records = entries(&ctx.app.dir());
+            super::lockout::annotate(&ctx.app, &mut records);
             super::run_query(records, &params)
         },
     );
@@ -440,7 +441,8 @@ pub fn register(r: &mut Registry) {
                 "Returns instance matching `id`. If `id` is not found, Validation error is raised.",
             ),
         |ctx, params| async move {
-            let records = entries(&ctx.app.dir());
+            let mut records = entries(&ctx.app.dir());
+            super::lockout::annotate(&ctx.app, &mut records);
             super::get_instance(records, "User", &params)
         },
     );

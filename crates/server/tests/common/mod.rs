@@ -33,6 +33,7 @@ impl TestServer {
             ..Config::default()
         };
         config.rate_limit.penalty_ms = [0, 0];
+        config.lockout.delay_step_ms = 0;
         tweak(&mut config);
         let server = Server::start(config).await.unwrap();
         Self {

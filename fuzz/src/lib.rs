@@ -1,0 +1,2 @@
+//! Entry points shared by the fuzz targets and the CI smoke test.
+pub mod targets;
