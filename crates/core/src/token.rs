@@ -91,6 +91,9 @@ struct Entry<O, P> {
     attrs: serde_json::Value,
     match_origin: bool,
     single_use: bool,
+    /// A single-use token that has been used: no longer findable, but kept (and still
+    /// sliding) for the session that used it, which ends it on logout.
+    spent: bool,
     origin: O,
     parent: P,
     session_id: String,
@@ -144,7 +147,7 @@ impl<O: OriginMatch, P: Clone> Default for TokenManager<O, P> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OnHit {
     Keep,
-    RemoveIfSingleUse,
+    SpendIfSingleUse,
 }
 
 impl<O: OriginMatch, P: Clone> TokenManager<O, P> {
@@ -185,6 +188,7 @@ impl<O: OriginMatch, P: Clone> TokenManager<O, P> {
                     attrs: spec.attrs,
                     match_origin: spec.match_origin,
                     single_use: spec.single_use,
+                    spent: false,
                     origin: spec.origin,
                     parent: spec.parent,
                     session_id: spec.session_id,
@@ -198,19 +202,18 @@ impl<O: OriginMatch, P: Clone> TokenManager<O, P> {
     fn find(&self, token: &str, origin: &O, now_ms: u64, on_hit: OnHit) -> Option<TokenView<P>> {
         let d = digest(token);
         let mut map = self.map();
-        let entry = map.get(&d)?;
+        let entry = map.get_mut(&d)?;
         if !entry.is_valid(now_ms) {
             map.remove(&d);
             return None;
         }
-        if entry.match_origin && !entry.origin.matches(origin) {
+        if entry.spent || (entry.match_origin && !entry.origin.matches(origin)) {
             return None;
         }
-        let view = entry.view(d);
-        if on_hit == OnHit::RemoveIfSingleUse && entry.single_use {
-            map.remove(&d);
+        if on_hit == OnHit::SpendIfSingleUse && entry.single_use {
+            entry.spent = true;
         }
-        Some(view)
+        Some(entry.view(d))
     }
 
     /// Finds a valid token usable from `origin` without changing it. Expired entries are
@@ -219,11 +222,14 @@ impl<O: OriginMatch, P: Clone> TokenManager<O, P> {
         self.find(token, origin, now_ms, OnHit::Keep)
     }
 
-    /// Like [`lookup`](Self::lookup), but a single-use token is removed in the same critical
+    /// Like [`lookup`](Self::lookup), but a single-use token is spent in the same critical
     /// section, so of two concurrent consumers exactly one gets it. Use this whenever a token
-    /// is about to be used; multi-use tokens are left in place.
+    /// is about to be used; multi-use tokens are left in place. A spent token is never found
+    /// again but still answers [`touch`](Self::touch), so the session that logged in with it
+    /// lives on (as in TrueNAS, where the session holds the token object); a consumer that
+    /// keeps no session should [`destroy`](Self::destroy) it.
     pub fn consume(&self, token: &str, origin: &O, now_ms: u64) -> Option<TokenView<P>> {
-        self.find(token, origin, now_ms, OnHit::RemoveIfSingleUse)
+        self.find(token, origin, now_ms, OnHit::SpendIfSingleUse)
     }
 
     /// Marks the token used now (slides the TTL). Returns false, removing the entry, if it

@@ -152,6 +152,13 @@ fn single_use_token_is_consumed_once() {
     assert!(v.single_use);
     assert!(m.consume(&t, &HERE, 3).is_none());
     assert!(m.lookup(&t, &HERE, 3).is_none());
+    // Regression (single-use token session logged out on its next message): the spent token
+    // still slides for the session that used it, until that session destroys it.
+    assert!(m.touch(&v.digest, 500_000));
+    assert!(m.touch(&v.digest, 1_000_000));
+    assert!(m.lookup(&t, &HERE, 1_000_001).is_none());
+    assert!(m.destroy(&v.digest));
+    assert!(!m.touch(&v.digest, 1_000_002));
 
     // Multi-use tokens survive consume.
     let t = m.create(&e, spec(600), 0).unwrap();

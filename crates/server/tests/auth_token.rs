@@ -68,10 +68,15 @@ async fn token_semantics() {
     let t = admin
         .ok("auth.generate_token", json!([600, {}, true, true]))
         .await;
-    let (_b, r) = token_login(&srv, &t).await;
+    let (mut b, r) = token_login(&srv, &t).await;
     assert_eq!(r["response_type"], "SUCCESS");
     let (_, r) = token_login(&srv, &t).await;
     assert_eq!(r["response_type"], "AUTH_ERR");
+    // Regression: the session that spent a single-use token stayed logged in for one message
+    // only. It must live on like any token session.
+    for _ in 0..3 {
+        assert_eq!(b.ok("auth.me", json!([])).await["pw_name"], "truenas_admin");
+    }
 
     // Tokens with attrs cannot log in; job attrs are checked.
     let t = admin
