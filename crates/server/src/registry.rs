@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::conn::Conn;
+use crate::directory::Directory;
 
 /// What a handler gets: the server and the calling connection.
 #[derive(Clone)]
@@ -27,6 +28,14 @@ impl Ctx {
     /// Appends `text` to this call's audit description (`"Create API key" + " backup"`).
     pub fn audit_extend(&self, text: impl Into<String>) {
         *self.audit_extra.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.into());
+    }
+
+    /// Names the existing object a call acts on in its audit description, looked up in the
+    /// current directory (nothing is added when it does not exist).
+    pub fn audit_object(&self, name: impl FnOnce(&Directory) -> Option<String>) {
+        if let Some(n) = name(&self.app.dir()) {
+            self.audit_extend(n);
+        }
     }
 }
 

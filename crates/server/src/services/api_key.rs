@@ -276,15 +276,11 @@ fn owner_name(dir: &Directory, k: &ApiKey) -> String {
 }
 
 async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
-    if let Some(n) = ctx
-        .app
-        .dir()
-        .api_keys
-        .get(&super::id_param(&params))
-        .map(|x| x.name.clone())
-    {
-        ctx.audit_extend(n);
-    }
+    ctx.audit_object(|d| {
+        d.api_keys
+            .get(&super::id_param(&params))
+            .map(|x| x.name.clone())
+    });
     let app = ctx.app.clone();
     let creds = ctx
         .conn
@@ -353,15 +349,11 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn delete(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
-    if let Some(n) = ctx
-        .app
-        .dir()
-        .api_keys
-        .get(&super::id_param(&params))
-        .map(|x| x.name.clone())
-    {
-        ctx.audit_extend(n);
-    }
+    ctx.audit_object(|d| {
+        d.api_keys
+            .get(&super::id_param(&params))
+            .map(|x| x.name.clone())
+    });
     let app = ctx.app.clone();
     let creds = ctx
         .conn

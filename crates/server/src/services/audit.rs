@@ -33,6 +33,8 @@ fn entry(r: &AuditRecord) -> Value {
 }
 
 async fn query(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
+    // Read your own writes: every record queued before this call is on disk first.
+    ctx.app.flush_audit().await;
     let data = params.into_iter().next().unwrap_or_else(|| json!({}));
     let services: Vec<String> = data
         .get("services")

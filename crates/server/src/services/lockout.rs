@@ -242,6 +242,7 @@ pub fn register(r: &mut Registry) {
                 .get(&id)
                 .map(|u| u.username.clone())
                 .ok_or_else(|| ApiError::not_found("User", id))?;
+            ctx.audit_extend(name.clone());
             Ok(json!(ctx.app.lockout.clear(&name)))
         },
     );

@@ -203,15 +203,11 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
-    if let Some(n) = ctx
-        .app
-        .dir()
-        .privileges
-        .get(&super::id_param(&params))
-        .map(|x| x.name.clone())
-    {
-        ctx.audit_extend(n);
-    }
+    ctx.audit_object(|d| {
+        d.privileges
+            .get(&super::id_param(&params))
+            .map(|x| x.name.clone())
+    });
     let id = super::id_param(&params);
     let data = params.get(1).cloned().unwrap_or_else(|| json!({}));
     let entry = ctx
@@ -242,15 +238,11 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 }
 
 async fn delete(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
-    if let Some(n) = ctx
-        .app
-        .dir()
-        .privileges
-        .get(&super::id_param(&params))
-        .map(|x| x.name.clone())
-    {
-        ctx.audit_extend(n);
-    }
+    ctx.audit_object(|d| {
+        d.privileges
+            .get(&super::id_param(&params))
+            .map(|x| x.name.clone())
+    });
     let id = super::id_param(&params);
     ctx.app
         .mutate(move |dir| {

@@ -192,7 +192,7 @@ fn find_user(app: &App, username: &str) -> Result<User, ApiError> {
 
 async fn renew_secret(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
     if let Some(u) = params.first().and_then(Value::as_str) {
-        ctx.audit_extend(format!(": {u}"));
+        ctx.audit_extend(u);
     }
     let app = ctx.app.clone();
     let creds = ctx
@@ -258,7 +258,7 @@ async fn renew_secret(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
 
 async fn unset_secret(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
     if let Some(u) = params.first().and_then(Value::as_str) {
-        ctx.audit_extend(format!(": {u}"));
+        ctx.audit_extend(u);
     }
     let username = params
         .first()
@@ -421,7 +421,7 @@ pub fn register(r: &mut Registry) {
                 )
                 .for_update(),
             ))
-            .audited("Renew two-factor authentication secret")
+            .audited("Renew two-factor authentication secret:")
             .doc("Renew `username` user's two-factor authentication secret."),
         renew_secret,
     );
@@ -431,7 +431,7 @@ pub fn register(r: &mut Registry) {
             Access::Roles(vec!["ACCOUNT_WRITE"]),
         )
         .param(Field::required("username", Ty::str()))
-        .audited("Unset two-factor authentication secret")
+        .audited("Unset two-factor authentication secret:")
         .doc("Unset two-factor authentication secret for `username`."),
         unset_secret,
     );
