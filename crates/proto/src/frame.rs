@@ -110,6 +110,18 @@ pub fn result_frame(id: &Value, result: &Value) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// [`result_frame`] for a result that is already JSON text (compact, as `serde_json` writes
+/// it): the same bytes as `result_frame` of the parsed value.
+pub fn result_frame_json(id: &Value, result: &str) -> String {
+    let mut out = Vec::with_capacity(result.len() + 48);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
+    out.extend_from_slice(result.as_bytes());
+    out.extend_from_slice(b",\"id\":");
+    let _ = serde_json::to_writer(&mut out, id);
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// `{"jsonrpc":"2.0","error":…,"id":…}` with an error member from `ApiError::to_jsonrpc`.
 pub fn error_response(id: &Value, error: Value) -> String {
     json!({"jsonrpc": "2.0", "error": error, "id": id}).to_string()
@@ -192,6 +204,17 @@ pub fn parse_legacy(text: &str) -> Result<Legacy, String> {
 /// Legacy `{"msg":"result","id":…,"result":…}`.
 pub fn legacy_result(id: &Value, result: &Value) -> String {
     json!({"msg": "result", "id": id, "result": result}).to_string()
+}
+
+/// [`legacy_result`] for a result that is already JSON text.
+pub fn legacy_result_json(id: &Value, result: &str) -> String {
+    let mut out = Vec::with_capacity(result.len() + 48);
+    out.extend_from_slice(b"{\"msg\":\"result\",\"id\":");
+    let _ = serde_json::to_writer(&mut out, id);
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result.as_bytes());
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Legacy `{"msg":"result","id":…,"error":…}` with an error from `ApiError::to_legacy`.
@@ -303,6 +326,16 @@ mod tests {
             assert_eq!(req.id.as_ref(), Some(&id));
             let frame: Value = serde_json::from_str(&result_frame(&id, &json!("pong"))).unwrap();
             assert_eq!(frame, json!({"jsonrpc": "2.0", "result": "pong", "id": id}));
+        }
+    }
+
+    #[test]
+    fn json_text_results_frame_like_values() {
+        let result = json!({"a": [1, "x\"y", {"$set": ["R"]}], "b": null, "c": 1.5});
+        let text = result.to_string();
+        for id in [json!(7), json!("seven"), json!(null)] {
+            assert_eq!(result_frame_json(&id, &text), result_frame(&id, &result));
+            assert_eq!(legacy_result_json(&id, &text), legacy_result(&id, &result));
         }
     }
 

@@ -16,8 +16,8 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::directory::Directory;
-use crate::registry::{Ctx, Registry};
-use crate::session::{Credentials, Sessions};
+use crate::registry::{Ctx, Registry, Reply};
+use crate::session::{Credentials, SessionPrivilege, Sessions};
 
 /// The system clock, the only place the server reads wall and monotonic time.
 pub struct SystemClock {
@@ -76,7 +76,23 @@ pub struct App {
     audit_tx: tokio::sync::mpsc::UnboundedSender<AuditMsg>,
     /// Services keep their own in-memory state here (tokens, pending logins, caches).
     pub ext: crate::services::Extensions,
+    privileges: Mutex<PrivilegeCache>,
 }
+
+/// Composed privileges shared by the sessions they were composed for: 10,000 sessions of one
+/// user hold one `Arc`, not 10,000 copies of ~100 role names.
+///
+/// A composition depends only on the user's group ids and on the directory (groups and
+/// privileges), so entries are keyed by the group ids and dropped whenever the directory's
+/// revision changes.
+struct PrivilegeCache {
+    revision: u64,
+    by_gids: HashMap<Vec<u32>, Option<Arc<SessionPrivilege>>>,
+    full: Arc<SessionPrivilege>,
+}
+
+/// Distinct group-id sets remembered per directory revision.
+const PRIVILEGE_CACHE_MAX: usize = 1024;
 
 impl App {
     pub fn new(
@@ -103,6 +119,13 @@ impl App {
             hostname,
             audit_tx,
             ext: crate::services::Extensions::default(),
+            privileges: Mutex::new(PrivilegeCache {
+                revision: 0,
+                by_gids: HashMap::new(),
+                full: Arc::new(SessionPrivilege::new(
+                    gatehouse_core::roles::ComposedPrivilege::full(),
+                )),
+            }),
         });
         tokio::spawn(audit_writer(store, audit_rx));
         app
@@ -152,6 +175,38 @@ impl App {
                 .apply(&batch);
         }
         Ok(view(&self.dir(), out))
+    }
+
+    /// The composed privilege of `user` in `dir` (`None`: no privilege matches, no API access),
+    /// shared with every other session composed from the same inputs.
+    pub fn privilege_for(
+        &self,
+        dir: &Directory,
+        user: &gatehouse_core::model::User,
+    ) -> Option<Arc<SessionPrivilege>> {
+        let gids = dir.user_gids(user);
+        let mut cache = self.privileges.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.revision != dir.revision || cache.by_gids.len() >= PRIVILEGE_CACHE_MAX {
+            cache.revision = dir.revision;
+            cache.by_gids.clear();
+        }
+        if let Some(p) = cache.by_gids.get(&gids) {
+            return p.clone();
+        }
+        let composed = dir
+            .compose_gids(&gids)
+            .map(|c| Arc::new(SessionPrivilege::new(c)));
+        cache.by_gids.insert(gids, composed.clone());
+        composed
+    }
+
+    /// The full privilege of root and internal sessions.
+    pub fn full_privilege(&self) -> Arc<SessionPrivilege> {
+        self.privileges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .full
+            .clone()
     }
 
     /// Runs slow hashing on the bounded blocking pool.
@@ -262,7 +317,7 @@ impl App {
         conn: &Arc<Conn>,
         method: &str,
         params: Vec<Value>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Reply, ApiError> {
         let Some(m) = self.registry.get(method).cloned() else {
             return Err(ApiError::MethodNotFound(method.to_string()));
         };
@@ -323,7 +378,7 @@ impl App {
                 result.is_ok(),
             );
         }
-        if let (Ok(value), Some(r)) = (&mut result, m.redact) {
+        if let (Ok(Reply::Value(value)), Some(r)) = (&mut result, m.redact) {
             let see = match conn.credentials() {
                 None => false,
                 Some(c) => c.internal || c.privilege.has_any(&[r.write_role]),

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::app::App;
+use crate::registry::Reply;
 use crate::session::Credentials;
 
 /// Messages for the connection's writer task.
@@ -299,7 +300,8 @@ async fn handle_jsonrpc(app: &Arc<App>, conn: &Arc<Conn>, text: &str) {
         let result = app.call(&conn, &req.method, req.params).await;
         let Some(id) = req.id else { return };
         let text = match result {
-            Ok(v) => frame::result_frame(&id, &v),
+            Ok(Reply::Value(v)) => frame::result_frame(&id, &v),
+            Ok(Reply::Json(j)) => frame::result_frame_json(&id, &j),
             Err(e) => frame::error_response(&id, e.to_jsonrpc()),
         };
         conn.send(text).await;
@@ -409,7 +411,8 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
                 // TrueNAS cannot reply to a call without id either; it just runs it.
                 let Some(id) = id else { return };
                 let text = match result {
-                    Ok(v) => frame::legacy_result(&id, &v),
+                    Ok(Reply::Value(v)) => frame::legacy_result(&id, &v),
+                    Ok(Reply::Json(j)) => frame::legacy_result_json(&id, &j),
                     Err(e) => frame::legacy_error(&id, e.to_legacy()),
                 };
                 conn.send(text).await;

@@ -25,6 +25,9 @@ pub struct Directory {
     pub twofactor_users: HashMap<i64, TwoFactorUser>,
     pub twofactor_config: TwoFactorConfig,
     pub attributes: HashMap<u32, Value>,
+    /// Bumped by every applied batch: anything derived from the directory and cached (the
+    /// composed privileges of `App::privilege_for`) is valid for one revision only.
+    pub revision: u64,
 }
 
 impl Directory {
@@ -41,11 +44,13 @@ impl Directory {
                 .collect(),
             twofactor_config: s.twofactor_config,
             attributes: s.attributes.into_iter().collect(),
+            revision: 0,
         }
     }
 
     /// Applies a committed batch (audit records are not kept in memory).
     pub fn apply(&mut self, batch: &[Write]) {
+        self.revision += 1;
         for w in batch {
             match w {
                 Write::PutUser(u) => {
@@ -141,7 +146,13 @@ impl Directory {
 
     /// The composed privilege of a user (§5.3); `None` when no privilege matches.
     pub fn compose_for_user(&self, user: &User) -> Option<ComposedPrivilege> {
-        let privs = self.privileges_for_gids(&self.user_gids(user));
+        self.compose_gids(&self.user_gids(user))
+    }
+
+    /// The composed privilege of a member of the groups `gids`; `None` when no privilege
+    /// matches.
+    pub fn compose_gids(&self, gids: &[u32]) -> Option<ComposedPrivilege> {
+        let privs = self.privileges_for_gids(gids);
         if privs.is_empty() {
             return None;
         }

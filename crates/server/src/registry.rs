@@ -39,7 +39,22 @@ impl Ctx {
     }
 }
 
-pub type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;
+/// What a handler answers: a `Value`, or the result already serialized to JSON text (hot read
+/// paths such as `auth.me` and `auth.sessions`, which skip building a `Value` tree).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Value(Value),
+    /// Compact JSON text, exactly as `serde_json` would serialize the equivalent `Value`.
+    Json(String),
+}
+
+impl From<Value> for Reply {
+    fn from(v: Value) -> Self {
+        Self::Value(v)
+    }
+}
+
+pub type BoxFuture = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
 pub type Handler = Arc<dyn Fn(Ctx, Vec<Value>) -> BoxFuture + Send + Sync>;
 
 /// Secret fields of a method's result, and the role that may see them in clear (§1.9).
@@ -100,6 +115,24 @@ impl Registry {
     where
         F: Fn(Ctx, Vec<Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, ApiError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.add_reply(spec, redact, move |ctx, params| {
+            let fut = f(ctx, params);
+            async move { fut.await.map(Reply::Value) }
+        })
+    }
+
+    /// Like [`Registry::add_redacted`] for a handler that may answer with JSON text.
+    pub fn add_reply<F, Fut>(
+        &mut self,
+        spec: MethodSpec,
+        redact: Option<Redaction>,
+        f: F,
+    ) -> &mut Self
+    where
+        F: Fn(Ctx, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Reply, ApiError>> + Send + 'static,
     {
         let name = spec.name;
         let handler: Handler = Arc::new(move |ctx, params| Box::pin(f(ctx, params)));

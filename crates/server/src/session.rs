@@ -1,11 +1,12 @@
 //! Credentials of an authenticated connection, and the registry of live sessions (§7).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use gatehouse_core::origin::Origin;
 use gatehouse_core::roles::ComposedPrivilege;
-use gatehouse_proto::ejson;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::conn::Conn;
@@ -28,6 +29,41 @@ pub enum CredKind {
     },
 }
 
+/// A composed privilege as sessions hold it: shared by every session composed from the same
+/// inputs (see `App::privilege_for`), immutable, and with `auth.me`'s `privilege` member
+/// serialized once. That member holds role names and method names only, never a secret.
+#[derive(Debug)]
+pub struct SessionPrivilege {
+    composed: ComposedPrivilege,
+    me_json: OnceLock<Box<RawValue>>,
+}
+
+impl SessionPrivilege {
+    pub fn new(composed: ComposedPrivilege) -> Self {
+        Self {
+            composed,
+            me_json: OnceLock::new(),
+        }
+    }
+
+    /// `auth.me`'s `privilege` member as JSON text, built by `build` on first use.
+    pub fn me_json(&self, build: impl FnOnce(&ComposedPrivilege) -> Value) -> &RawValue {
+        self.me_json.get_or_init(|| {
+            serde_json::value::to_raw_value(&build(&self.composed)).unwrap_or_else(|_| {
+                // Serializing a `Value` cannot fail; `null` keeps the reply well-formed anyway.
+                RawValue::NULL.to_owned()
+            })
+        })
+    }
+}
+
+impl std::ops::Deref for SessionPrivilege {
+    type Target = ComposedPrivilege;
+    fn deref(&self) -> &ComposedPrivilege {
+        &self.composed
+    }
+}
+
 /// The account behind a user session.
 #[derive(Debug, Clone)]
 pub struct UserRef {
@@ -40,7 +76,7 @@ pub struct UserRef {
 pub struct Credentials {
     pub kind: CredKind,
     pub user: UserRef,
-    pub privilege: Arc<ComposedPrivilege>,
+    pub privilege: Arc<SessionPrivilege>,
     /// Account attributes from login (`LOCAL`, `SYS_ADMIN`, `2FA`, `API_KEY`, `OTPW`, ...).
     pub account_attributes: Vec<&'static str>,
     /// Unix seconds.
@@ -73,36 +109,8 @@ impl Credentials {
     }
 
     /// `credentials_data` as `auth.sessions` shows it (§3.4).
-    ///
-    /// Built field by field: `json!` would deep-copy every nested `Value` through
-    /// `to_value`, and `auth.sessions` builds this for every one of 10,000 sessions.
     pub fn data(&self) -> Value {
-        let mut m = Map::with_capacity(4);
-        match &self.kind {
-            CredKind::Token { parent, .. } => {
-                let mut p = Map::with_capacity(2);
-                p.insert("credentials".into(), Value::from(parent.type_name()));
-                p.insert("credentials_data".into(), parent.data());
-                m.insert("parent".into(), Value::Object(p));
-                m.insert("login_id".into(), Value::from(self.login_id.as_str()));
-                m.insert("username".into(), Value::from(self.user.username.as_str()));
-            }
-            CredKind::ApiKey { id, name } => {
-                m.insert("username".into(), Value::from(self.user.username.as_str()));
-                m.insert("login_at".into(), ejson::date(self.login_at));
-                m.insert("login_id".into(), Value::from(self.login_id.as_str()));
-                let mut k = Map::with_capacity(2);
-                k.insert("id".into(), Value::from(*id));
-                k.insert("name".into(), Value::from(name.as_str()));
-                m.insert("api_key".into(), Value::Object(k));
-            }
-            _ => {
-                m.insert("username".into(), Value::from(self.user.username.as_str()));
-                m.insert("login_at".into(), ejson::date(self.login_at));
-                m.insert("login_id".into(), Value::from(self.login_id.as_str()));
-            }
-        }
-        Value::Object(m)
+        to_value(&CredData(self))
     }
 
     /// `{"credentials": ..., "credentials_data": ...}` as audit records carry it.
@@ -192,6 +200,16 @@ impl Sessions {
             .collect()
     }
 
+    /// The sessions in creation order, without copying their ids (a session's id is its
+    /// connection's `session_id`).
+    pub fn list(&self) -> Vec<Session> {
+        let g = self.lock();
+        g.order
+            .values()
+            .filter_map(|id| g.by_id.get(id).map(|(_, s)| s.clone()))
+            .collect()
+    }
+
     /// The connections of all sessions, in creation order: cheaper than [`Self::all`] when
     /// the ids are not needed (no string copies).
     pub fn conns(&self) -> Vec<Arc<Conn>> {
@@ -203,7 +221,143 @@ impl Sessions {
     }
 }
 
-/// The `auth.sessions` entry of a session.
+/// `{"$date": secs * 1000}`, as `ejson::date` builds it.
+struct Date(i64);
+
+impl Serialize for Date {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("$date", &self.0.saturating_mul(1000))?;
+        m.end()
+    }
+}
+
+/// A credential's `credentials_data`, serialized straight from the credential.
+struct CredData<'a>(&'a Credentials);
+
+impl Serialize for CredData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        match &c.kind {
+            CredKind::Token { parent, .. } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("parent", &Parent(parent))?;
+                m.serialize_entry("login_id", &c.login_id)?;
+                m.serialize_entry("username", &c.user.username)?;
+                m.end()
+            }
+            CredKind::ApiKey { id, name } => {
+                let mut m = s.serialize_map(Some(4))?;
+                m.serialize_entry("username", &c.user.username)?;
+                m.serialize_entry("login_at", &Date(c.login_at))?;
+                m.serialize_entry("login_id", &c.login_id)?;
+                m.serialize_entry("api_key", &KeyRef { id: *id, name })?;
+                m.end()
+            }
+            _ => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("username", &c.user.username)?;
+                m.serialize_entry("login_at", &Date(c.login_at))?;
+                m.serialize_entry("login_id", &c.login_id)?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// `{"credentials": ..., "credentials_data": ...}` of a token session's parent.
+struct Parent<'a>(&'a Credentials);
+
+impl Serialize for Parent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("credentials", self.0.type_name())?;
+        m.serialize_entry("credentials_data", &CredData(self.0))?;
+        m.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct KeyRef<'a> {
+    id: i64,
+    name: &'a str,
+}
+
+/// Serializes through `Display` (the origin's TrueNAS string form).
+struct Shown<'a>(&'a Origin);
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
+/// `serde_json::to_value` for the types here, which cannot fail to serialize.
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The `auth.sessions` entry of a session: one definition that is serialized straight to
+/// JSON text for `auth.sessions`, or turned into a `Value` (events, queries with `select` or
+/// `order_by`). The field order is the wire's.
+pub struct SessionEntry<'a> {
+    pub id: &'a str,
+    pub current: bool,
+    pub creds: &'a Credentials,
+    pub origin: &'a Origin,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The keys of a [`SessionEntry`], in wire order.
+pub const SESSION_ENTRY_KEYS: [&str; 8] = [
+    "id",
+    "current",
+    "internal",
+    "origin",
+    "credentials",
+    "credentials_data",
+    "created_at",
+    "secure_transport",
+];
+
+impl SessionEntry<'_> {
+    /// The value of one top-level key, exactly as it appears in [`SessionEntry::to_value`].
+    pub fn field(&self, key: &str) -> Option<Value> {
+        Some(match key {
+            "id" => Value::from(self.id),
+            "current" => Value::Bool(self.current),
+            "internal" => Value::Bool(self.creds.internal),
+            "origin" => Value::String(self.origin.to_string()),
+            "credentials" => Value::from(self.creds.type_name()),
+            "credentials_data" => self.creds.data(),
+            "created_at" => to_value(&Date(self.created_at)),
+            "secure_transport" => Value::Bool(self.origin.secure_transport()),
+            _ => return None,
+        })
+    }
+
+    pub fn to_value(&self) -> Value {
+        to_value(self)
+    }
+}
+
+impl Serialize for SessionEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(SESSION_ENTRY_KEYS.len()))?;
+        m.serialize_entry("id", self.id)?;
+        m.serialize_entry("current", &self.current)?;
+        m.serialize_entry("internal", &self.creds.internal)?;
+        m.serialize_entry("origin", &Shown(self.origin))?;
+        m.serialize_entry("credentials", self.creds.type_name())?;
+        m.serialize_entry("credentials_data", &CredData(self.creds))?;
+        m.serialize_entry("created_at", &Date(self.created_at))?;
+        m.serialize_entry("secure_transport", &self.origin.secure_transport())?;
+        m.end()
+    }
+}
+
+/// The `auth.sessions` entry of a session as a `Value`.
 pub fn session_entry(
     id: &str,
     s: &Session,
@@ -211,18 +365,112 @@ pub fn session_entry(
     origin: &Origin,
     current: bool,
 ) -> Value {
-    // Field by field for the same reason as `Credentials::data`; the key order is the wire's.
-    let mut m = Map::with_capacity(8);
-    m.insert("id".into(), Value::from(id));
-    m.insert("current".into(), Value::Bool(current));
-    m.insert("internal".into(), Value::Bool(creds.internal));
-    m.insert("origin".into(), Value::String(origin.to_string()));
-    m.insert("credentials".into(), Value::from(creds.type_name()));
-    m.insert("credentials_data".into(), creds.data());
-    m.insert("created_at".into(), ejson::date(s.created_at));
-    m.insert(
-        "secure_transport".into(),
-        Value::Bool(origin.secure_transport()),
-    );
-    Value::Object(m)
+    SessionEntry {
+        id,
+        current,
+        creds,
+        origin,
+        created_at: s.created_at,
+    }
+    .to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_proto::ejson;
+    use serde_json::json;
+
+    fn creds(kind: CredKind) -> Credentials {
+        Credentials {
+            kind,
+            user: UserRef {
+                id: 1,
+                uid: 950,
+                username: "truenas_admin".into(),
+            },
+            privilege: Arc::new(SessionPrivilege::new(ComposedPrivilege::full())),
+            account_attributes: vec!["LOCAL"],
+            login_at: 1_700_000_000,
+            login_id: "9b3c5c0e-0000-4000-8000-000000000001".into(),
+            internal: false,
+            expires_at_ms: None,
+        }
+    }
+
+    /// The serialized entry, its `Value` form and each `field` agree with the shape built by
+    /// hand (the pre-serde definition), for every kind of credential.
+    #[test]
+    fn session_entry_forms_agree() {
+        let key = creds(CredKind::ApiKey {
+            id: 7,
+            name: "bench \"key\"".into(),
+        });
+        let token = creds(CredKind::Token {
+            parent: Arc::new(key.clone()),
+            digest: [0; 32],
+        });
+        let origins = [
+            Origin::Tcp {
+                addr: "::1".parse().unwrap(),
+                port: 5,
+                ssl: false,
+            },
+            Origin::Unix {
+                pid: 3,
+                uid: 0,
+                gid: 0,
+                loginuid: None,
+            },
+        ];
+        for c in [creds(CredKind::LoginPassword), key.clone(), token] {
+            for origin in &origins {
+                let e = SessionEntry {
+                    id: "abc",
+                    current: true,
+                    creds: &c,
+                    origin,
+                    created_at: 1_700_000_001,
+                };
+                let by_hand = json!({
+                    "id": "abc",
+                    "current": true,
+                    "internal": false,
+                    "origin": origin.to_string(),
+                    "credentials": c.type_name(),
+                    "credentials_data": by_hand_data(&c),
+                    "created_at": ejson::date(1_700_000_001),
+                    "secure_transport": origin.secure_transport(),
+                });
+                let text = serde_json::to_string(&e).unwrap();
+                assert_eq!(text, by_hand.to_string());
+                assert_eq!(e.to_value().to_string(), text);
+                for k in SESSION_ENTRY_KEYS {
+                    assert_eq!(e.field(k).as_ref(), by_hand.get(k), "{k}");
+                }
+                assert_eq!(e.field("nope"), None);
+            }
+        }
+    }
+
+    fn by_hand_data(c: &Credentials) -> Value {
+        match &c.kind {
+            CredKind::Token { parent, .. } => json!({
+                "parent": {"credentials": parent.type_name(), "credentials_data": by_hand_data(parent)},
+                "login_id": c.login_id,
+                "username": c.user.username,
+            }),
+            CredKind::ApiKey { id, name } => json!({
+                "username": c.user.username,
+                "login_at": ejson::date(c.login_at),
+                "login_id": c.login_id,
+                "api_key": {"id": id, "name": name},
+            }),
+            _ => json!({
+                "username": c.user.username,
+                "login_at": ejson::date(c.login_at),
+                "login_id": c.login_id,
+            }),
+        }
+    }
 }

@@ -468,7 +468,10 @@ async fn fail(
 }
 
 fn api_key_credentials(app: &App, k: &ApiKey, user: &User, scram: bool) -> Option<Credentials> {
-    let privilege = app.dir().compose_for_user(user)?;
+    let privilege = {
+        let dir = app.dir();
+        app.privilege_for(&dir, user)?
+    };
     let mut extra = vec!["API_KEY"];
     if scram {
         extra.push("SCRAM");

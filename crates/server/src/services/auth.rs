@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::conn::Conn;
-use crate::registry::{Ctx, Registry};
-use crate::session::{CredKind, Credentials, Session, UserRef, session_entry};
+use crate::registry::{Ctx, Registry, Reply};
+use crate::session::{CredKind, Credentials, Session, SessionPrivilege, UserRef, session_entry};
 
 /// Session lifetime at authenticator level 1 (30 days).
 pub const MAX_SESSION_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -46,7 +46,7 @@ pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
                 uid: 0,
                 username: "root".into(),
             },
-            privilege: Arc::new(ComposedPrivilege::full()),
+            privilege: app.full_privilege(),
             account_attributes: vec!["LOCAL", "SYS_ADMIN"],
             login_at: now,
             login_id: app.new_uuid(),
@@ -60,7 +60,7 @@ pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
                 if u.locked {
                     return None;
                 }
-                dir.compose_for_user(u).map(|p| (user_ref(u), p))
+                app.privilege_for(&dir, u).map(|p| (user_ref(u), p))
             })
         };
         // A local user without any privilege simply stays unauthenticated.
@@ -71,7 +71,7 @@ pub async fn on_connect(app: &Arc<App>, conn: &Arc<Conn>) {
             kind: CredKind::UnixSocket,
             account_attributes: account_attributes(&user),
             user,
-            privilege: Arc::new(privilege),
+            privilege,
             login_at: now,
             login_id: app.new_uuid(),
             internal: false,
@@ -128,7 +128,7 @@ pub fn user_credentials(
     app: &App,
     kind: CredKind,
     user: &User,
-    privilege: ComposedPrivilege,
+    privilege: Arc<SessionPrivilege>,
     extra_attributes: &[&'static str],
 ) -> Credentials {
     let r = user_ref(user);
@@ -138,7 +138,7 @@ pub fn user_credentials(
         kind,
         account_attributes: attrs,
         user: r,
-        privilege: Arc::new(privilege),
+        privilege,
         login_at: app.clock.now_unix(),
         login_id: app.new_uuid(),
         internal: false,
@@ -225,6 +225,67 @@ pub fn audit_failure(app: &App, conn: &Conn, credentials: &str, data: Value, err
 
 /// `auth.me` for a credential (its root user for token sessions).
 pub fn me(app: &App, creds: &Credentials) -> Result<Value, ApiError> {
+    with_me(app, creds, |m| {
+        serde_json::to_value(m).unwrap_or(Value::Null)
+    })
+}
+
+/// [`me`] serialized straight to JSON text (the `auth.me` method): no `Value` tree is built,
+/// and the `privilege` member, the bulk of the reply, is serialized once per composed
+/// privilege (`SessionPrivilege`), not per call. The directory parts (user, attributes,
+/// two-factor config) are read afresh on every call.
+pub fn me_json(app: &App, creds: &Credentials) -> Result<String, ApiError> {
+    with_me(app, creds, |m| {
+        serde_json::to_string(m).unwrap_or_else(|_| "null".into())
+    })
+}
+
+/// The `auth.me` object, in the wire's key order.
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    pw_name: &'a str,
+    pw_gecos: &'a str,
+    pw_dir: &'a str,
+    pw_shell: &'a str,
+    pw_uid: u32,
+    pw_gid: u32,
+    grouplist: Option<()>,
+    sid: Option<()>,
+    source: &'static str,
+    local: bool,
+    privilege: &'a serde_json::value::RawValue,
+    account_attributes: Attrs<'a>,
+    attributes: Attributes<'a>,
+    two_factor_config: super::twofactor::UserConfig,
+}
+
+/// The session's account attributes, plus PASSWORD_CHANGE_REQUIRED when the account needs it.
+struct Attrs<'a> {
+    base: &'a [&'static str],
+    change_required: bool,
+}
+
+impl serde::Serialize for Attrs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const CHANGE: &str = "PASSWORD_CHANGE_REQUIRED";
+        let extra = (self.change_required && !self.base.contains(&CHANGE)).then_some(CHANGE);
+        s.collect_seq(self.base.iter().copied().chain(extra))
+    }
+}
+
+/// The user's `auth.set_attribute` dictionary; `{}` when there is none.
+struct Attributes<'a>(Option<&'a Value>);
+
+impl serde::Serialize for Attributes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(v) => v.serialize(s),
+            None => serde::ser::SerializeMap::end(s.serialize_map(Some(0))?),
+        }
+    }
+}
+
+fn with_me<T>(app: &App, creds: &Credentials, f: impl FnOnce(&Me<'_>) -> T) -> Result<T, ApiError> {
     let root = creds.root();
     let dir = app.dir();
     let user = dir
@@ -237,27 +298,27 @@ pub fn me(app: &App, creds: &Credentials) -> Result<Value, ApiError> {
                 format!("{}: user does not exist", root.user.username),
             )
         })?;
-    let gid = dir.groups.get(&user.group).map_or(0, |g| g.gid);
-    let mut attrs: Vec<&str> = creds.account_attributes.clone();
-    if user.password_change_required && !attrs.contains(&"PASSWORD_CHANGE_REQUIRED") {
-        attrs.push("PASSWORD_CHANGE_REQUIRED");
-    }
-    Ok(json!({
-        "pw_name": user.username,
-        "pw_gecos": user.full_name,
-        "pw_dir": user.home,
-        "pw_shell": user.shell,
-        "pw_uid": user.uid,
-        "pw_gid": gid,
-        "grouplist": null,
-        "sid": null,
-        "source": "LOCAL",
-        "local": true,
-        "privilege": privilege_json(app, &root.privilege),
-        "account_attributes": attrs,
-        "attributes": dir.attributes.get(&user.uid).cloned().unwrap_or_else(|| json!({})),
-        "two_factor_config": two_factor_config(app, &dir, user),
-    }))
+    let privilege = root.privilege.me_json(|p| privilege_json(app, p));
+    let m = Me {
+        pw_name: &user.username,
+        pw_gecos: &user.full_name,
+        pw_dir: &user.home,
+        pw_shell: &user.shell,
+        pw_uid: user.uid,
+        pw_gid: dir.groups.get(&user.group).map_or(0, |g| g.gid),
+        grouplist: None,
+        sid: None,
+        source: "LOCAL",
+        local: true,
+        privilege,
+        account_attributes: Attrs {
+            base: &creds.account_attributes,
+            change_required: user.password_change_required,
+        },
+        attributes: Attributes(dir.attributes.get(&user.uid)),
+        two_factor_config: super::twofactor::user_config_of(app, &dir, user),
+    };
+    Ok(f(&m))
 }
 
 /// The composed privilege as `auth.me` shows it: roles as a `$set`, and the allowlist of
@@ -278,11 +339,6 @@ pub fn privilege_json(app: &App, p: &ComposedPrivilege) -> Value {
         "web_shell": p.web_shell,
         "webui_access": p.webui_access,
     })
-}
-
-/// `user.twofactor_config` shape, with the provisioning URI (which embeds the secret).
-pub fn two_factor_config(app: &App, dir: &crate::directory::Directory, user: &User) -> Value {
-    super::twofactor::user_config(app, dir, user)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,7 +628,7 @@ async fn password_plain(ctx: &Ctx, data: &Value) -> Result<Value, ApiError> {
     let (privilege, needs_otp) = {
         let dir = app.dir();
         (
-            dir.compose_for_user(&user),
+            app.privilege_for(&dir, &user),
             dir.twofactor_config.enabled && dir.twofactor_configured(user.id),
         )
     };
@@ -651,7 +707,7 @@ async fn otp_token(
             .get(&p.user_id)
             .filter(|u| !u.locked)
             .cloned()
-            .and_then(|u| dir.compose_for_user(&u).map(|pr| (u, pr)))
+            .and_then(|u| app.privilege_for(&dir, &u).map(|pr| (u, pr)))
     };
     let Some((user, privilege)) = found else {
         audit_failure(
@@ -805,11 +861,12 @@ pub fn register(r: &mut Registry) {
             Ok(json!(list))
         },
     );
-    r.add(
+    r.add_reply(
         MethodSpec::new("auth.me", Access::AnyUser).doc("Returns currently logged-in user."),
+        None,
         |ctx, _| async move {
             let c = current(&ctx)?;
-            me(&ctx.app, &c)
+            me_json(&ctx.app, &c).map(Reply::Json)
         },
     );
     r.add(

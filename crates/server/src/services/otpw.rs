@@ -120,7 +120,11 @@ pub async fn try_login(
     let Some(user) = user.filter(|u| !u.locked) else {
         return fail(ctx, username, "Account is locked.", "AUTH_ERR").await;
     };
-    let Some(privilege) = app.dir().compose_for_user(&user) else {
+    let privilege = {
+        let dir = app.dir();
+        app.privilege_for(&dir, &user)
+    };
+    let Some(privilege) = privilege else {
         return fail(ctx, username, "User lacks API access.", "DENIED").await;
     };
     let mut extra = vec!["OTPW"];

@@ -170,13 +170,26 @@ fn provisioning_uri(app: &App, user: &User, row: &TwoFactorUser) -> Option<Strin
 
 /// `user.twofactor_config(username)`: `{provisioning_uri, secret_configured, interval, otp_digits}`.
 pub fn user_config(app: &App, dir: &Directory, user: &User) -> Value {
+    serde_json::to_value(user_config_of(app, dir, user)).unwrap_or(Value::Null)
+}
+
+/// [`user_config`] as a struct, to serialize straight into a larger reply (`auth.me`).
+#[derive(serde::Serialize)]
+pub struct UserConfig {
+    provisioning_uri: Option<String>,
+    secret_configured: bool,
+    interval: u32,
+    otp_digits: u32,
+}
+
+pub fn user_config_of(app: &App, dir: &Directory, user: &User) -> UserConfig {
     let row = dir.twofactor_users.get(&user.id);
-    json!({
-        "provisioning_uri": row.and_then(|r| provisioning_uri(app, user, r)),
-        "secret_configured": row.is_some_and(|t| t.secret.is_some()),
-        "interval": row.map_or(totp::DEFAULT_INTERVAL, |t| t.interval),
-        "otp_digits": row.map_or(totp::DEFAULT_DIGITS, |t| t.otp_digits),
-    })
+    UserConfig {
+        provisioning_uri: row.and_then(|r| provisioning_uri(app, user, r)),
+        secret_configured: row.is_some_and(|t| t.secret.is_some()),
+        interval: row.map_or(totp::DEFAULT_INTERVAL, |t| t.interval),
+        otp_digits: row.map_or(totp::DEFAULT_DIGITS, |t| t.otp_digits),
+    }
 }
 
 fn user_not_found(username: &str) -> ApiError {
