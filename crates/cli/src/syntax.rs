@@ -10,6 +10,9 @@
 //!
 //! Errors are reported like pyparsing: `Expected end of text, found 'x'` plus the echoed line
 //! and a caret under the first character that could not be consumed.
+//!
+//! JSON values are parsed recursively, so their nesting is bounded by [`MAX_NESTING`]: a deeper
+//! `[`/`{` is a parse error, not a stack overflow.
 
 use serde_json::{Map, Number, Value};
 
@@ -31,6 +34,10 @@ impl ParsedArgs {
         self.kwargs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 }
+
+/// The deepest JSON nesting (`[`/`{` levels) an argument may have. Real arguments are a few
+/// levels deep; the limit only keeps hostile input (`[[[[…`) from overflowing the stack.
+pub const MAX_NESTING: usize = 64;
 
 /// A parse error, already formatted for display.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,9 +317,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A JSON value; leading whitespace is skipped (pyparsing default).
-    fn json(&self, i: usize) -> Res<Value> {
+    /// A JSON value; leading whitespace is skipped (pyparsing default). `depth` is the number
+    /// of enclosing `[`/`{`; opening one more than [`MAX_NESTING`] is a fatal error.
+    fn json(&self, i: usize, depth: usize) -> Res<Value> {
         let i = self.skip_ws(i);
+        if matches!(self.at(i), Some('[' | '{')) && depth >= MAX_NESTING {
+            return Err(Fatal {
+                pos: i,
+                msg: format!("Expected at most {MAX_NESTING} levels of nesting"),
+            });
+        }
         match self.at(i) {
             Some('"') => self.json_string(i),
             Some('{') => {
@@ -329,7 +343,7 @@ impl<'a> Scanner<'a> {
                     if self.at(k) != Some(':') {
                         return Ok(None);
                     }
-                    let Some((val, k)) = self.json(k + 1)? else {
+                    let Some((val, k)) = self.json(k + 1, depth + 1)? else {
                         return Ok(None);
                     };
                     if let Value::String(key) = key {
@@ -351,7 +365,7 @@ impl<'a> Scanner<'a> {
                 }
                 let mut j = j;
                 loop {
-                    let Some((val, k)) = self.json(j)? else {
+                    let Some((val, k)) = self.json(j, depth + 1)? else {
                         return Ok(None);
                     };
                     items.push(val);
@@ -388,7 +402,7 @@ impl<'a> Scanner<'a> {
         if let Some(r) = self.radix_int(i0, 'x', 16) {
             return Ok(Some(r));
         }
-        if let Some(r) = self.json(i0)? {
+        if let Some(r) = self.json(i0, 0)? {
             return Ok(Some(r));
         }
         Ok(self.unquoted(i0))

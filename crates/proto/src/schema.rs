@@ -169,6 +169,9 @@ pub struct MethodSpec {
     /// Private methods are callable but never listed.
     pub private: bool,
     pub examples: Vec<&'static str>,
+    /// The result's type, for the `returns` schema (`None`: a generic schema, see
+    /// [`MethodSpec::returns_schema`]).
+    pub result: Option<Ty>,
 }
 
 impl MethodSpec {
@@ -184,6 +187,7 @@ impl MethodSpec {
             cli_private: false,
             private: false,
             examples: Vec::new(),
+            result: None,
         }
     }
     pub fn param(mut self, field: Field) -> Self {
@@ -208,6 +212,11 @@ impl MethodSpec {
     }
     pub fn example(mut self, text: &'static str) -> Self {
         self.examples.push(text);
+        self
+    }
+    /// The result's type (only the `returns` metadata uses it; results are not validated).
+    pub fn returns(mut self, ty: Ty) -> Self {
+        self.result = Some(ty);
         self
     }
     /// Adds the standard `filters` / `options` parameters of a query method.
@@ -275,7 +284,7 @@ impl MethodSpec {
             "cli_description": cli_description,
             "examples": {"cli": self.examples},
             "accepts": accepts,
-            "returns": [],
+            "returns": [self.returns_schema()],
             "item_method": false,
             "no_auth_required": matches!(self.access, Access::Public { .. }),
             "no_authz_required": matches!(self.access, Access::AnyUser),
@@ -289,6 +298,23 @@ impl MethodSpec {
             "roles": self.roles(),
             "check_pipes": false,
         })
+    }
+
+    /// The one element of `returns`. TrueNAS 25.10 methods are pydantic models with a single
+    /// `result` field, so `returns` always holds that field's schema (`_name_: "result"`, pydantic
+    /// title `Result`); midcli relies on it being non-empty to print `<null>` for a `None` result
+    /// (`cli.md` §4.1). Without a declared result type the schema says nothing about the value.
+    pub fn returns_schema(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("_name_".into(), json!("result"));
+        out.insert("title".into(), json!("Result"));
+        if let Some(Value::Object(schema)) = self.result.as_ref().map(json_schema) {
+            for (k, v) in schema {
+                // A model's own title (its class name) wins over the field title.
+                out.insert(k, v);
+            }
+        }
+        Value::Object(out)
     }
 }
 
@@ -837,6 +863,23 @@ mod tests {
         assert_eq!(accepts["properties"]["expires_at"]["_required_"], false);
         assert_eq!(accepts["properties"]["name"]["_name_"], "name");
         assert_eq!(meta["roles"], json!(["API_KEY_WRITE"]));
+    }
+
+    #[test]
+    fn returns_is_one_result_schema() {
+        // 25.10 new-style methods: always one element, so midcli prints `<null>` for None.
+        let meta = api_key_create().metadata();
+        assert_eq!(
+            meta["returns"],
+            json!([{"_name_": "result", "title": "Result"}])
+        );
+        let typed = MethodSpec::new("auth.terminate_session", Access::AnyUser)
+            .returns(Ty::Bool)
+            .metadata();
+        assert_eq!(
+            typed["returns"],
+            json!([{"_name_": "result", "title": "Result", "type": "boolean"}])
+        );
     }
 
     #[test]
