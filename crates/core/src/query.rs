@@ -138,6 +138,39 @@ impl Filters {
         self.nodes.is_empty()
     }
 
+    /// The top-level record keys the conditions read (the first component of each field
+    /// path), or `None` when a condition looks at the record as a whole (a falsy field name,
+    /// or a path without components).
+    ///
+    /// When it is `Some(keys)`, evaluating on an object holding only those keys of a record
+    /// (with the same values, none of the keys starting with `$`) gives the same result, or
+    /// the same error, as evaluating on the whole record: callers may build just those fields
+    /// to filter, and the full record only for the matches.
+    pub fn top_level_keys(&self) -> Option<Vec<&str>> {
+        fn walk<'a>(node: &'a Node, out: &mut Vec<&'a str>) -> bool {
+            match node {
+                Node::Cond(c) => match &c.target {
+                    Target::Root => false,
+                    Target::Path(p) => match p.comps.first() {
+                        Some(comp) => {
+                            if !out.contains(&&*comp.key) {
+                                out.push(&comp.key);
+                            }
+                            true
+                        }
+                        None => false,
+                    },
+                },
+                Node::Or(branches) => branches.iter().all(|b| match b {
+                    Branch::And(nodes) => nodes.iter().all(|n| walk(n, out)),
+                    Branch::One(n) => walk(n, out),
+                }),
+            }
+        }
+        let mut out = Vec::new();
+        self.nodes.iter().all(|n| walk(n, &mut out)).then_some(out)
+    }
+
     /// Whether `record` satisfies every condition. A condition that raises (e.g. `'>' not
     /// supported between ...`) counts as not matching; use [`Filters::try_matches`] to see
     /// the error.
@@ -4072,6 +4105,39 @@ mod re {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn top_level_keys_of_filters() {
+        let keys = |f: serde_json::Value| {
+            Filters::parse(&f)
+                .unwrap()
+                .top_level_keys()
+                .map(|k| k.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(keys(serde_json::json!([])), Some(vec![]));
+        assert_eq!(
+            keys(serde_json::json!([
+                ["current", "=", true],
+                ["a.b", "=", 1],
+                ["a\\.b.c", "!=", 2]
+            ])),
+            Some(vec!["current".into(), "a".into(), "a.b".into()])
+        );
+        assert_eq!(
+            keys(serde_json::json!([[
+                "OR",
+                [["x", "=", 1], [["y", "=", 2], ["z.0", "=", 3]]]
+            ]])),
+            Some(vec!["x".into(), "y".into(), "z".into()])
+        );
+        // The record as a whole: a falsy name, an empty path.
+        assert_eq!(keys(serde_json::json!([[null, "=", 1]])), None);
+        assert_eq!(keys(serde_json::json!([["", "=", 1]])), None);
+        assert_eq!(
+            keys(serde_json::json!([["OR", [["x", "=", 1], ["", "=", 2]]]])),
+            None
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

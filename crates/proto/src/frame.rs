@@ -111,15 +111,16 @@ pub fn result_frame(id: &Value, result: &Value) -> String {
 }
 
 /// [`result_frame`] for a result that is already JSON text (compact, as `serde_json` writes
-/// it): the same bytes as `result_frame` of the parsed value.
-pub fn result_frame_json(id: &Value, result: &str) -> String {
-    let mut out = Vec::with_capacity(result.len() + 48);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
-    out.extend_from_slice(result.as_bytes());
-    out.extend_from_slice(b",\"id\":");
-    let _ = serde_json::to_writer(&mut out, id);
-    out.push(b'}');
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+/// it): the same bytes as `result_frame` of the parsed value. The frame is built around the
+/// text in its own buffer (a multi-megabyte `auth.sessions` reply is not copied again when
+/// it was allocated with room to spare).
+pub fn result_frame_json(id: &Value, result: String) -> String {
+    let mut out = result;
+    out.insert_str(0, "{\"jsonrpc\":\"2.0\",\"result\":");
+    out.push_str(",\"id\":");
+    out.push_str(&id.to_string());
+    out.push('}');
+    out
 }
 
 /// `{"jsonrpc":"2.0","error":…,"id":…}` with an error member from `ApiError::to_jsonrpc`.
@@ -207,14 +208,11 @@ pub fn legacy_result(id: &Value, result: &Value) -> String {
 }
 
 /// [`legacy_result`] for a result that is already JSON text.
-pub fn legacy_result_json(id: &Value, result: &str) -> String {
-    let mut out = Vec::with_capacity(result.len() + 48);
-    out.extend_from_slice(b"{\"msg\":\"result\",\"id\":");
-    let _ = serde_json::to_writer(&mut out, id);
-    out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(result.as_bytes());
-    out.push(b'}');
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+pub fn legacy_result_json(id: &Value, result: String) -> String {
+    let mut out = result;
+    out.insert_str(0, &format!("{{\"msg\":\"result\",\"id\":{id},\"result\":"));
+    out.push('}');
+    out
 }
 
 /// Legacy `{"msg":"result","id":…,"error":…}` with an error from `ApiError::to_legacy`.
@@ -334,8 +332,14 @@ mod tests {
         let result = json!({"a": [1, "x\"y", {"$set": ["R"]}], "b": null, "c": 1.5});
         let text = result.to_string();
         for id in [json!(7), json!("seven"), json!(null)] {
-            assert_eq!(result_frame_json(&id, &text), result_frame(&id, &result));
-            assert_eq!(legacy_result_json(&id, &text), legacy_result(&id, &result));
+            assert_eq!(
+                result_frame_json(&id, text.clone()),
+                result_frame(&id, &result)
+            );
+            assert_eq!(
+                legacy_result_json(&id, text.clone()),
+                legacy_result(&id, &result)
+            );
         }
     }
 

@@ -305,8 +305,8 @@ impl App {
         if let Some(f) = fields {
             params.insert("fields".into(), f);
         }
-        // Every login and logout publishes: with 10,000 sessions this loop must not copy ids.
-        for conn in self.sessions.conns() {
+        // Every login and logout publishes: only sessions that subscribed to something.
+        for conn in self.sessions.watchers() {
             conn.deliver_event(collection, &params);
         }
     }

@@ -301,7 +301,7 @@ async fn handle_jsonrpc(app: &Arc<App>, conn: &Arc<Conn>, text: &str) {
         let Some(id) = req.id else { return };
         let text = match result {
             Ok(Reply::Value(v)) => frame::result_frame(&id, &v),
-            Ok(Reply::Json(j)) => frame::result_frame_json(&id, &j),
+            Ok(Reply::Json(j)) => frame::result_frame_json(&id, j),
             Err(e) => frame::error_response(&id, e.to_jsonrpc()),
         };
         conn.send(text).await;
@@ -360,6 +360,7 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(ident, name);
+                    app.sessions.watch(conn);
                     conn.send(json!({"msg": "ready", "subs": [id]}).to_string())
                         .await;
                 }
@@ -412,7 +413,7 @@ async fn handle_legacy(app: &Arc<App>, conn: &Arc<Conn>, text: &str, connected: 
                 let Some(id) = id else { return };
                 let text = match result {
                     Ok(Reply::Value(v)) => frame::legacy_result(&id, &v),
-                    Ok(Reply::Json(j)) => frame::legacy_result_json(&id, &j),
+                    Ok(Reply::Json(j)) => frame::legacy_result_json(&id, j),
                     Err(e) => frame::legacy_error(&id, e.to_legacy()),
                 };
                 conn.send(text).await;

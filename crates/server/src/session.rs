@@ -136,6 +136,59 @@ pub struct Session {
     pub conn: Arc<Conn>,
     /// Unix seconds.
     pub created_at: i64,
+    /// The session's `auth.sessions` entry, serialized once (see [`CachedEntry`]).
+    pub entry: Option<Arc<CachedEntry>>,
+}
+
+/// A session's `auth.sessions` entry as JSON text, split around the one field that depends on
+/// the caller (`current`), for the credentials it was built from. Everything in an entry is
+/// fixed for a credential; a connection that logs in again gets new credentials, and an entry
+/// built for other credentials is not used. Nothing in it is secret (ids, names, times).
+pub struct CachedEntry {
+    creds: Arc<Credentials>,
+    /// `{"id":"…","current":`
+    head: Box<str>,
+    /// `,"internal":…}`
+    tail: Box<str>,
+}
+
+impl CachedEntry {
+    pub fn new(
+        id: &str,
+        created_at: i64,
+        creds: Arc<Credentials>,
+        origin: &Origin,
+    ) -> Option<Self> {
+        let entry = SessionEntry {
+            id,
+            current: false,
+            creds: &creds,
+            origin,
+            created_at,
+        };
+        let text = serde_json::to_string(&entry).ok()?;
+        let mut head = String::from("{\"id\":");
+        head.push_str(&serde_json::to_string(id).ok()?);
+        head.push_str(",\"current\":");
+        let tail = text.strip_prefix(head.as_str())?.strip_prefix("false")?;
+        Some(Self {
+            tail: tail.into(),
+            head: head.into_boxed_str(),
+            creds,
+        })
+    }
+
+    /// Appends the entry for `creds` to `out`; false (nothing written) when the entry was built
+    /// for other credentials.
+    pub fn write(&self, creds: &Arc<Credentials>, current: bool, out: &mut Vec<u8>) -> bool {
+        if !Arc::ptr_eq(&self.creds, creds) {
+            return false;
+        }
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(if current { b"true" } else { b"false" });
+        out.extend_from_slice(self.tail.as_bytes());
+        true
+    }
 }
 
 /// All authenticated sessions, by session id, in creation order.
@@ -150,7 +203,18 @@ pub struct Sessions {
 struct SessionsInner {
     by_id: HashMap<String, (u64, Session)>,
     order: BTreeMap<u64, String>,
+    /// Sessions that have subscribed to events: every login and logout publishes an event,
+    /// and with 10,000 sessions of which a handful subscribe, it visits only these.
+    watchers: BTreeMap<u64, Arc<Conn>>,
     next_seq: u64,
+}
+
+fn has_subscriptions(conn: &Conn) -> bool {
+    !conn
+        .subscriptions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_empty()
 }
 
 impl Sessions {
@@ -158,6 +222,13 @@ impl Sessions {
         // A panic while holding this lock cannot leave it half-updated in a way that matters
         // more than refusing all further logins would; keep serving.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the cached entry of session `id` (a connection that logged in again).
+    pub fn set_entry(&self, id: &str, entry: Option<Arc<CachedEntry>>) {
+        if let Some(slot) = self.lock().by_id.get_mut(id) {
+            slot.1.entry = entry;
+        }
     }
 
     pub fn insert(&self, id: String, session: Session) {
@@ -169,6 +240,10 @@ impl Sessions {
         let seq = g.next_seq;
         g.next_seq += 1;
         g.order.insert(seq, id.clone());
+        // A subscription made before the session existed (`watch` found no session then).
+        if has_subscriptions(&session.conn) {
+            g.watchers.insert(seq, session.conn.clone());
+        }
         g.by_id.insert(id, (seq, session));
     }
 
@@ -176,7 +251,24 @@ impl Sessions {
         let mut g = self.lock();
         let (seq, s) = g.by_id.remove(id)?;
         g.order.remove(&seq);
+        g.watchers.remove(&seq);
         Some(s)
+    }
+
+    /// Call after adding a subscription to `conn` (not holding its subscriptions lock): its
+    /// session, if it has one, receives events from now on.
+    pub fn watch(&self, conn: &Arc<Conn>) {
+        let mut g = self.lock();
+        if let Some((seq, _)) = g.by_id.get(&conn.session_id) {
+            let seq = *seq;
+            g.watchers.insert(seq, conn.clone());
+        }
+    }
+
+    /// The connections of sessions that have subscribed to events, in creation order: the
+    /// only ones an event can be for.
+    pub fn watchers(&self) -> Vec<Arc<Conn>> {
+        self.lock().watchers.values().cloned().collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Session> {
@@ -207,16 +299,6 @@ impl Sessions {
         g.order
             .values()
             .filter_map(|id| g.by_id.get(id).map(|(_, s)| s.clone()))
-            .collect()
-    }
-
-    /// The connections of all sessions, in creation order: cheaper than [`Self::all`] when
-    /// the ids are not needed (no string copies).
-    pub fn conns(&self) -> Vec<Arc<Conn>> {
-        let g = self.lock();
-        g.order
-            .values()
-            .filter_map(|id| g.by_id.get(id).map(|(_, s)| s.conn.clone()))
             .collect()
     }
 }
@@ -449,6 +531,14 @@ mod tests {
                     assert_eq!(e.field(k).as_ref(), by_hand.get(k), "{k}");
                 }
                 assert_eq!(e.field("nope"), None);
+                let arc = Arc::new(c.clone());
+                let cached = CachedEntry::new("abc", 1_700_000_001, arc.clone(), origin).unwrap();
+                let mut out = Vec::new();
+                assert!(cached.write(&arc, true, &mut out));
+                assert_eq!(String::from_utf8(out).unwrap(), text);
+                let mut out = Vec::new();
+                assert!(!cached.write(&Arc::new(c.clone()), true, &mut out));
+                assert!(out.is_empty());
             }
         }
     }

@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::conn::Conn;
 use crate::registry::{Ctx, Registry, Reply};
-use crate::session::{CredKind, Credentials, Session, SessionPrivilege, UserRef, session_entry};
+use crate::session::{
+    CachedEntry, CredKind, Credentials, Session, SessionEntry, SessionPrivilege, UserRef,
+    session_entry,
+};
 
 /// Session lifetime at authenticator level 1 (30 days).
 pub const MAX_SESSION_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -151,10 +154,20 @@ pub fn login(app: &Arc<App>, conn: &Arc<Conn>, creds: Credentials) {
     let creds = Arc::new(creds);
     let replacing = conn.credentials().is_some();
     conn.set_credentials(Some(creds.clone()));
-    if !replacing {
+    if replacing {
+        let created_at = app.sessions.get(&conn.session_id).map(|s| s.created_at);
+        if let Some(created_at) = created_at {
+            let entry = CachedEntry::new(&conn.session_id, created_at, creds.clone(), &conn.origin);
+            app.sessions
+                .set_entry(&conn.session_id, entry.map(Arc::new));
+        }
+    } else {
+        let created_at = app.clock.now_unix();
+        let entry = CachedEntry::new(&conn.session_id, created_at, creds.clone(), &conn.origin);
         let session = Session {
             conn: conn.clone(),
-            created_at: app.clock.now_unix(),
+            created_at,
+            entry: entry.map(Arc::new),
         };
         app.sessions
             .insert(conn.session_id.clone(), session.clone());
@@ -733,13 +746,106 @@ fn current(ctx: &Ctx) -> Result<Arc<Credentials>, ApiError> {
 
 fn sessions_entries(app: &App, caller: &str) -> Vec<Value> {
     app.sessions
-        .all()
+        .list()
         .into_iter()
-        .filter_map(|(id, s)| {
+        .filter_map(|s| {
             let c = s.conn.credentials()?;
-            Some(session_entry(&id, &s, &c, &s.conn.origin, id == caller))
+            let id = &s.conn.session_id;
+            Some(session_entry(id, &s, &c, &s.conn.origin, id == caller))
         })
         .collect()
+}
+
+/// `auth.sessions`: `filter_list` over the session entries, with the same results and errors.
+///
+/// Without `select` and `order_by`, and with filters that read top-level fields only (the
+/// common case), the entries are not built as `Value`s: each session's filtered fields are
+/// built alone, and the matching entries are serialized straight into the reply.
+fn sessions_query(app: &App, caller: &str, params: &[Value]) -> Result<Reply, ApiError> {
+    use gatehouse_core::query;
+    let (no_filters, no_options) = (json!([]), json!({}));
+    let f = params.first().unwrap_or(&no_filters);
+    let o = params.get(1).unwrap_or(&no_options);
+    let (filters, options) =
+        query::parse_args((!f.is_null()).then_some(f), (!o.is_null()).then_some(o))?;
+    let keys = match filters.top_level_keys() {
+        Some(keys) if options.select.is_empty() && options.order_by.is_empty() => keys,
+        _ => {
+            let entries = sessions_entries(app, caller);
+            return query::query_with(entries, &filters, &options).map(Reply::Value);
+        }
+    };
+    options.check()?;
+    // `filter_list` order: filter (with `get` stopping at the first match) → count → get →
+    // offset → limit. Without filters, `count` wins over `get`.
+    let first_wins = options.get && !(filters.is_empty() && options.count);
+    let sessions = app.sessions.list();
+    let mut out = Vec::with_capacity(if filters.is_empty() && !options.count {
+        // Room for every entry, and for the frame around the result (`result_frame_json`).
+        sessions.len() * 384 + 128
+    } else {
+        1024
+    });
+    out.push(b'[');
+    let (mut matched, mut written) = (0usize, 0usize);
+    for s in &sessions {
+        let Some(c) = s.conn.credentials() else {
+            continue;
+        };
+        let id = s.conn.session_id.as_str();
+        let entry = SessionEntry {
+            id,
+            current: id == caller,
+            creds: &c,
+            origin: &s.conn.origin,
+            created_at: s.created_at,
+        };
+        if !filters.is_empty() {
+            let mut fields = serde_json::Map::with_capacity(keys.len());
+            for k in &keys {
+                if let Some(v) = entry.field(k) {
+                    fields.insert((*k).to_string(), v);
+                }
+            }
+            if !filters.try_matches(&Value::Object(fields))? {
+                continue;
+            }
+        }
+        if first_wins {
+            return Ok(Reply::Value(entry.to_value()));
+        }
+        matched += 1;
+        // Past `limit` the remaining records are still filtered: a condition may raise.
+        if options.count
+            || matched <= options.offset
+            || (options.limit > 0 && written >= options.limit)
+        {
+            continue;
+        }
+        if written > 0 {
+            out.push(b',');
+        }
+        let cached = s
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.write(&c, entry.current, &mut out));
+        if !cached {
+            serde_json::to_writer(&mut out, &entry)
+                .map_err(|e| ApiError::Other(format!("auth.sessions: {e}")))?;
+        }
+        written += 1;
+    }
+    if first_wins {
+        return Err(ApiError::MatchNotFound);
+    }
+    if options.count {
+        return Ok(Reply::Value(Value::from(matched)));
+    }
+    out.push(b']');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out)
+        .map(Reply::Json)
+        .map_err(|e| ApiError::Other(format!("auth.sessions: {e}")))
 }
 
 /// Closes another session's connection (its close callback logs it out and audits).
@@ -890,15 +996,13 @@ pub fn register(r: &mut Registry) {
                 .await
         },
     );
-    r.add(
+    r.add_reply(
         MethodSpec::new("auth.sessions", Access::Roles(vec!["AUTH_SESSIONS_READ"]))
             .query(session_entry_ty())
             .doc("Returns a list of active auth sessions.")
             .example("auth sessions current,origin,credentials WHERE internal == false"),
-        |ctx, params| async move {
-            let entries = sessions_entries(&ctx.app, &ctx.conn.session_id);
-            super::run_query(entries, &params)
-        },
+        None,
+        |ctx, params| async move { sessions_query(&ctx.app, &ctx.conn.session_id, &params) },
     );
     r.add(
         MethodSpec::new(

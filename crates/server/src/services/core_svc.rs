@@ -153,6 +153,8 @@ pub fn register(r: &mut Registry) {
                 ));
             }
             subs.insert(ident.clone(), name);
+            drop(subs);
+            ctx.app.sessions.watch(&ctx.conn);
             Ok(json!(ident))
         },
     );
