@@ -22,7 +22,8 @@ pub struct Config {
     pub lockout: LockoutConfig,
     /// Delay added to failed logins, in ms (TrueNAS: uniform 1000–2000 at level 1).
     pub login_failure_delay_ms: [u64; 2],
-    /// Threads for slow hashing (PBKDF2, Argon2, SHA-512-crypt); 0 = number of cores.
+    /// Threads for slow hashing (PBKDF2, Argon2, SHA-512-crypt); 0 = one less than the number
+    /// of cores (at least 1), so that a login storm leaves a core to everything else.
     pub kdf_threads: usize,
     /// Hostname reported by `system.hostname`; default: the machine's.
     pub hostname: Option<String>,
@@ -163,14 +164,33 @@ impl Config {
         if self.kdf_threads > 0 {
             self.kdf_threads
         } else {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
+            default_kdf_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
         }
     }
+}
+
+/// `kdf_threads = 0`: cores − 1, at least 1. Each slow hash keeps a core busy for tens of
+/// milliseconds; with every core hashing, the reactor threads queue behind them and other
+/// calls' latency grows with the storm.
+fn default_kdf_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kdf_threads_leave_a_core() {
+        assert_eq!(default_kdf_threads(1), 1);
+        assert_eq!(default_kdf_threads(2), 1);
+        assert_eq!(default_kdf_threads(8), 7);
+        let c = Config {
+            kdf_threads: 3,
+            ..Config::default()
+        };
+        assert_eq!(c.kdf_threads(), 3);
+    }
 
     #[test]
     fn toml_keys_match_flags_and_unknown_keys_fail() {
