@@ -260,12 +260,14 @@ impl App {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let svc_data = json!({
-            "vers": {"major": 0, "minor": 1},
-            "origin": conn.origin.repr(),
-            "protocol": "WEBSOCKET",
-            "credentials": creds.as_ref().map(|c| c.dump()),
-        });
+        // Serialized straight to the text the record stores (no `Value` tree in between).
+        let svc_data = serde_json::to_string(&SvcData {
+            vers: Vers { major: 0, minor: 1 },
+            origin: conn.origin.repr(),
+            protocol: "WEBSOCKET",
+            credentials: creds.as_ref().map(|c| c.dump()),
+        })
+        .unwrap_or_default();
         let aid = self.new_uuid();
         let data = json!({
             "aid": aid,
@@ -275,7 +277,7 @@ impl App {
             "sess": conn.session_id,
             "time": format_time(now),
             "svc": "MIDDLEWARE",
-            "svc_data": svc_data.to_string(),
+            "svc_data": svc_data,
             "event": event,
             "event_data": event_data.to_string(),
             "success": success,
@@ -450,6 +452,21 @@ fn redact_fields(value: &mut Value, fields: &[&str]) {
     }
 }
 
+/// An audit record's `svc_data`, in TrueNAS' key order.
+#[derive(serde::Serialize)]
+struct SvcData {
+    vers: Vers,
+    origin: String,
+    protocol: &'static str,
+    credentials: Option<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct Vers {
+    major: u8,
+    minor: u8,
+}
+
 /// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) from Unix seconds.
 pub fn format_time(unix: f64) -> String {
     let secs = unix.floor() as i64;
@@ -589,6 +606,29 @@ mod tests {
         assert!(rl.check("core.ping", ip, 60_001));
         // A third distinct key does not fit.
         assert!(!rl.check("auth.mechanism_choices", ip, 60_001));
+    }
+
+    #[test]
+    fn svc_data_text_is_the_json_macro_shape() {
+        for credentials in [
+            None,
+            Some(json!({"credentials": "API_KEY", "credentials_data": {"username": "a"}})),
+        ] {
+            let by_macro = json!({
+                "vers": {"major": 0, "minor": 1},
+                "origin": "127.0.0.1",
+                "protocol": "WEBSOCKET",
+                "credentials": credentials,
+            });
+            let text = serde_json::to_string(&SvcData {
+                vers: Vers { major: 0, minor: 1 },
+                origin: "127.0.0.1".into(),
+                protocol: "WEBSOCKET",
+                credentials,
+            })
+            .unwrap();
+            assert_eq!(text, by_macro.to_string());
+        }
     }
 
     #[test]

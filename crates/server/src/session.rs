@@ -265,6 +265,11 @@ impl Sessions {
         }
     }
 
+    /// Whether any session has subscribed to events (else an event need not even be built).
+    pub fn has_watchers(&self) -> bool {
+        !self.lock().watchers.is_empty()
+    }
+
     /// The connections of sessions that have subscribed to events, in creation order: the
     /// only ones an event can be for.
     pub fn watchers(&self) -> Vec<Arc<Conn>> {

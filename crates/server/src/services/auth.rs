@@ -171,7 +171,8 @@ pub fn login(app: &Arc<App>, conn: &Arc<Conn>, creds: Credentials) {
         };
         app.sessions
             .insert(conn.session_id.clone(), session.clone());
-        if !creds.internal {
+        // The event is only built when some session subscribed to events.
+        if !creds.internal && app.sessions.has_watchers() {
             let mut fields = session_entry(&conn.session_id, &session, &creds, &conn.origin, false);
             if let Value::Object(m) = &mut fields {
                 m.remove("current");
