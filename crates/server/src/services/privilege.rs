@@ -186,20 +186,30 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
                 web_shell: false,
             };
             apply(&mut p, &data);
-            let mut v = Verrors::new();
-            validate(dir, "privilege_create", &p, &mut v);
-            v.check()?;
-            let entry = dir.privilege_entry(&p);
-            Ok((vec![Write::PutPrivilege(p)], entry))
+            put(dir, "privilege_create", p)
         })
         .await?;
+    Ok(published(&ctx, "added", entry))
+}
+
+/// Validates `p` against the directory and writes it; the call's result is its entry.
+fn put(dir: &Directory, schema: &str, p: Privilege) -> Result<(Vec<Write>, Value), ApiError> {
+    let mut v = Verrors::new();
+    validate(dir, schema, &p, &mut v);
+    v.check()?;
+    let entry = dir.privilege_entry(&p);
+    Ok((vec![Write::PutPrivilege(p)], entry))
+}
+
+/// Tells `privilege.query` subscribers, and returns the entry.
+fn published(ctx: &Ctx, msg: &str, entry: Value) -> Value {
     ctx.app.publish(
         "privilege.query",
-        "added",
+        msg,
         entry["id"].clone(),
         Some(entry.clone()),
     );
-    Ok(entry)
+    entry
 }
 
 async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
@@ -221,20 +231,10 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
             let mut v = Verrors::new();
             validate_builtin(dir, old, &p, &mut v);
             v.check()?;
-            let mut v = Verrors::new();
-            validate(dir, "privilege_update", &p, &mut v);
-            v.check()?;
-            let entry = dir.privilege_entry(&p);
-            Ok((vec![Write::PutPrivilege(p)], entry))
+            put(dir, "privilege_update", p)
         })
         .await?;
-    ctx.app.publish(
-        "privilege.query",
-        "changed",
-        entry["id"].clone(),
-        Some(entry.clone()),
-    );
-    Ok(entry)
+    Ok(published(&ctx, "changed", entry))
 }
 
 async fn delete(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
