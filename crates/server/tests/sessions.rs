@@ -110,6 +110,27 @@ async fn me_has_every_field() {
     )
     .await;
     let me = ws.ok("auth.me", json!([])).await;
+    // 25.10's AuthUserInfo field order (the shell's vertical table shows it as is).
+    let keys: Vec<&str> = me.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "pw_name",
+            "pw_gecos",
+            "pw_dir",
+            "pw_shell",
+            "pw_uid",
+            "pw_gid",
+            "grouplist",
+            "sid",
+            "source",
+            "local",
+            "attributes",
+            "two_factor_config",
+            "privilege",
+            "account_attributes"
+        ]
+    );
     assert_eq!(me["pw_name"], "truenas_admin");
     assert_eq!(me["pw_uid"], 950);
     assert_eq!(me["pw_gid"], 950);

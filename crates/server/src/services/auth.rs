@@ -254,7 +254,8 @@ pub fn me_json(app: &App, creds: &Credentials) -> Result<String, ApiError> {
     })
 }
 
-/// The `auth.me` object, in the wire's key order.
+/// The `auth.me` object, in the wire's key order (25.10's `AuthUserInfo`: the user object,
+/// then `attributes`, `two_factor_config`, `privilege`, `account_attributes`).
 #[derive(serde::Serialize)]
 struct Me<'a> {
     pw_name: &'a str,
@@ -267,10 +268,10 @@ struct Me<'a> {
     sid: Option<()>,
     source: &'static str,
     local: bool,
-    privilege: &'a serde_json::value::RawValue,
-    account_attributes: Attrs<'a>,
     attributes: Attributes<'a>,
     two_factor_config: super::twofactor::UserConfig,
+    privilege: &'a serde_json::value::RawValue,
+    account_attributes: Attrs<'a>,
 }
 
 /// The session's account attributes, plus PASSWORD_CHANGE_REQUIRED when the account needs it.
@@ -324,13 +325,13 @@ fn with_me<T>(app: &App, creds: &Credentials, f: impl FnOnce(&Me<'_>) -> T) -> R
         sid: None,
         source: "LOCAL",
         local: true,
+        attributes: Attributes(dir.attributes.get(&user.uid)),
+        two_factor_config: super::twofactor::user_config_of(app, &dir, user),
         privilege,
         account_attributes: Attrs {
             base: &creds.account_attributes,
             change_required: user.password_change_required,
         },
-        attributes: Attributes(dir.attributes.get(&user.uid)),
-        two_factor_config: super::twofactor::user_config_of(app, &dir, user),
     };
     Ok(f(&m))
 }
