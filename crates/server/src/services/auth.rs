@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_core::model::User;
+use gatehouse_core::model::{User, Write};
 use gatehouse_core::password;
 use gatehouse_core::roles::ComposedPrivilege;
 use gatehouse_proto::ejson;
@@ -602,9 +602,14 @@ pub async fn check_password(
     };
     let found = match candidate {
         Some((user, hash)) => {
-            let ok = app
-                .kdf(move || password::verify_password(&password, &hash))
-                .await?;
+            let (ok, password) = {
+                let hash = hash.clone();
+                app.kdf(move || (password::verify_password(&password, &hash), password))
+                    .await?
+            };
+            if ok && password::needs_rehash(&hash) {
+                upgrade_hash(app, user.id, hash, password).await;
+            }
             ok.then_some(user)
         }
         None => {
@@ -614,6 +619,36 @@ pub async fn check_password(
     };
     super::lockout::after_password_check(app, username, found.is_some()).await;
     Ok(found)
+}
+
+/// After a successful login with an old-style hash (an imported `$6$`), stores an Argon2id hash
+/// of the same password, so the account stops being slower (and distinguishable by timing)
+/// than the others. Best effort: a failure leaves the old hash, which still verifies, and a
+/// password changed meanwhile is not overwritten.
+async fn upgrade_hash(app: &Arc<App>, user_id: i64, old: String, password: String) {
+    let entropy = app.entropy.clone();
+    let Ok(Ok(new)) = app
+        .kdf(move || password::hash_password(&password, entropy.as_ref()))
+        .await
+    else {
+        return;
+    };
+    let res = app
+        .mutate(move |dir| {
+            let Some(u) = dir.users.get(&user_id) else {
+                return Ok((vec![], ()));
+            };
+            if u.password_hash.as_deref() != Some(old.as_str()) {
+                return Ok((vec![], ()));
+            }
+            let mut u = u.clone();
+            u.password_hash = Some(new);
+            Ok((vec![Write::PutUser(u)], ()))
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::warn!("could not upgrade a password hash to Argon2id: {e}");
+    }
 }
 
 /// PASSWORD_PLAIN: unknown user, wrong password, locked and disabled accounts all cost one
