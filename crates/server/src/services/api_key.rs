@@ -212,7 +212,7 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
                     "User does not exist.",
                 ));
             };
-            let id = Directory::next_id(&dir.api_keys);
+            let id = Directory::next_id(&dir.api_keys, dir.id_high.api_keys);
             let k = ApiKey {
                 id,
                 name,
@@ -289,13 +289,17 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
     let id = super::id_param(&params);
     let data = params.get(1).cloned().unwrap_or_else(|| json!({}));
     let now = app.clock.now_unix();
-    {
+    // Checked here so a refused reset costs no KDF run, and again under the write lock below:
+    // while the new material is hashed, the key may be deleted and its id reused for a key of
+    // someone else (regression: a READONLY_ADMIN's reset of its own key landed on an admin's).
+    let identity = {
         let dir = app.dir();
         let Some(k) = dir.api_keys.get(&id) else {
             return Err(ApiError::not_found("ApiKey", id));
         };
         check_owner(&creds, &owner_name(&dir, k))?;
-    }
+        (k.user_id, k.created_at)
+    };
     let reset = data.get("reset").and_then(Value::as_bool).unwrap_or(false);
     let material = if reset {
         Some(new_material(&app).await?)
@@ -305,9 +309,14 @@ async fn update(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
     let key_part = material.as_ref().map(|m| m.0.clone());
     let (entry, public) = app
         .mutate(move |dir| {
-            let Some(old) = dir.api_keys.get(&id) else {
+            let Some(old) = dir
+                .api_keys
+                .get(&id)
+                .filter(|k| (k.user_id, k.created_at) == identity)
+            else {
                 return Err(ApiError::not_found("ApiKey", id));
             };
+            check_owner(&creds, &owner_name(dir, old))?;
             let mut k = old.clone();
             let mut v = Verrors::new();
             if let Some(name) = data.get("name").and_then(Value::as_str) {
