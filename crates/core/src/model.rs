@@ -125,6 +125,19 @@ pub struct Snapshot {
     pub twofactor_config: TwoFactorConfig,
     /// uid → `auth.set_attribute` object.
     pub attributes: Vec<(u32, Value)>,
+    /// The largest id ever given out per table, deleted records included.
+    pub id_high: IdHigh,
+}
+
+/// High-water marks of record ids. Ids are never reused (like SQLite `AUTOINCREMENT` and
+/// TrueNAS' tables): a call that looked a record up by id before a slow step (a KDF) and
+/// writes it after must never land on a different record that took a freed id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdHigh {
+    pub users: i64,
+    pub groups: i64,
+    pub privileges: i64,
+    pub api_keys: i64,
 }
 
 /// One durable change; a batch of them commits atomically.

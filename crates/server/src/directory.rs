@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_core::model::{
-    ApiKey, EXPIRY_REVOKED, Group, Privilege, Snapshot, TwoFactorConfig, TwoFactorUser, User, Write,
+    ApiKey, EXPIRY_REVOKED, Group, IdHigh, Privilege, Snapshot, TwoFactorConfig, TwoFactorUser,
+    User, Write,
 };
 use gatehouse_core::roles::{self, ComposedPrivilege, PrivilegeGrant};
 use gatehouse_proto::ejson;
@@ -28,6 +29,8 @@ pub struct Directory {
     /// Bumped by every applied batch: anything derived from the directory and cached (the
     /// composed privileges of `App::privilege_for`) is valid for one revision only.
     pub revision: u64,
+    /// Largest id ever given out per table (ids are never reused, see [`IdHigh`]).
+    pub id_high: IdHigh,
 }
 
 impl Directory {
@@ -45,6 +48,7 @@ impl Directory {
             twofactor_config: s.twofactor_config,
             attributes: s.attributes.into_iter().collect(),
             revision: 0,
+            id_high: s.id_high,
         }
     }
 
@@ -54,24 +58,28 @@ impl Directory {
         for w in batch {
             match w {
                 Write::PutUser(u) => {
+                    self.id_high.users = self.id_high.users.max(u.id);
                     self.users.insert(u.id, u.clone());
                 }
                 Write::DeleteUser(id) => {
                     self.users.remove(id);
                 }
                 Write::PutGroup(g) => {
+                    self.id_high.groups = self.id_high.groups.max(g.id);
                     self.groups.insert(g.id, g.clone());
                 }
                 Write::DeleteGroup(id) => {
                     self.groups.remove(id);
                 }
                 Write::PutPrivilege(p) => {
+                    self.id_high.privileges = self.id_high.privileges.max(p.id);
                     self.privileges.insert(p.id, p.clone());
                 }
                 Write::DeletePrivilege(id) => {
                     self.privileges.remove(id);
                 }
                 Write::PutApiKey(k) => {
+                    self.id_high.api_keys = self.id_high.api_keys.max(k.id);
                     self.api_keys.insert(k.id, k.clone());
                 }
                 Write::DeleteApiKey(id) => {
@@ -104,8 +112,10 @@ impl Directory {
         self.groups.values().find(|g| g.gid == gid)
     }
 
-    pub fn next_id<T>(map: &BTreeMap<i64, T>) -> i64 {
-        map.keys().next_back().map_or(1, |k| k + 1)
+    /// The id for a new record of the table whose live records are `map` and whose
+    /// high-water mark is `high` (a field of [`Directory::id_high`]): never a freed id.
+    pub fn next_id<T>(map: &BTreeMap<i64, T>, high: i64) -> i64 {
+        map.keys().next_back().map_or(0, |k| *k).max(high) + 1
     }
 
     pub fn next_uid(&self) -> u32 {

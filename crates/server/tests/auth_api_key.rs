@@ -427,7 +427,7 @@ async fn scram_both_steps_through_login_ex() {
 /// 500 000 iterations, then the cached path, then a token login. Slow in debug builds:
 /// `cargo test --release -p gatehouse-server --test auth_api_key -- --ignored --nocapture`.
 #[tokio::test]
-#[ignore]
+#[ignore = "a measurement, not a check: run in release with --ignored --nocapture"]
 async fn login_costs() {
     let srv = TestServer::start().await;
     let mut admin = srv.admin().await;
@@ -525,4 +525,66 @@ async fn insecure_transport_revokes_the_key() {
     assert_eq!(reset["revoked"], false);
     let (_, r) = key_login(&srv, "truenas_admin", reset["key"].as_str().unwrap()).await;
     assert_eq!(r["response_type"], "SUCCESS");
+}
+
+/// Regression: ids were max + 1, so deleting the newest key (or user, group, privilege) gave
+/// its id to the next one created, and a call holding the old id could act on the new record.
+#[tokio::test]
+async fn deleted_ids_are_never_given_out_again() {
+    let srv = fast_server().await;
+    let mut admin = srv.admin().await;
+    for (create, delete, params) in [
+        (
+            "api_key.create",
+            "api_key.delete",
+            json!([{"name": "k", "username": "truenas_admin"}]),
+        ),
+        ("group.create", "group.delete", json!([{"name": "g"}])),
+        (
+            "privilege.create",
+            "privilege.delete",
+            json!([{"name": "p", "web_shell": false, "roles": []}]),
+        ),
+        (
+            "user.create",
+            "user.delete",
+            json!([{"username": "u", "full_name": "u", "password": "pw-u", "group_create": true}]),
+        ),
+    ] {
+        let first = admin.ok(create, params.clone()).await["id"].clone();
+        admin.ok(delete, json!([first])).await;
+        let second = admin.ok(create, params).await["id"].clone();
+        assert_ne!(first, second, "{create} reused a deleted id");
+    }
+    // Also across a restart (the high-water marks are durable): delete the newest key, restart,
+    // create one.
+    let newest = admin
+        .ok(
+            "api_key.create",
+            json!([{"name": "k2", "username": "truenas_admin"}]),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    admin.ok("api_key.delete", json!([newest])).await;
+    drop(admin);
+    let mut srv = srv;
+    let old = srv.server.take().unwrap();
+    let mut config = old.app.config.clone();
+    config.listen = "127.0.0.1:0".into();
+    old.shutdown().await;
+    srv.server = Some(gatehouse_server::Server::start(config).await.unwrap());
+    let mut admin = srv.admin().await;
+    let after = admin
+        .ok(
+            "api_key.create",
+            json!([{"name": "k3", "username": "truenas_admin"}]),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        after > newest,
+        "id {after} after a restart; {newest} was deleted"
+    );
 }

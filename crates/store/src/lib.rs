@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use gatehouse_core::model::{
-    ApiKey, AuditRecord, Group, Privilege, Snapshot, TwoFactorConfig, TwoFactorUser, User, Write,
+    ApiKey, AuditRecord, Group, IdHigh, Privilege, Snapshot, TwoFactorConfig, TwoFactorUser, User,
+    Write,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
@@ -72,6 +73,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE user_attributes (uid INTEGER PRIMARY KEY, data TEXT NOT NULL CHECK (json_valid(data)));
      CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, aid TEXT NOT NULL, time REAL NOT NULL,
                          data TEXT NOT NULL CHECK (json_valid(data)));",
+    // 2: id high-water marks, so a deleted record's id is never given out again.
+    "CREATE TABLE id_seq (kind TEXT PRIMARY KEY, last INTEGER NOT NULL);
+     INSERT INTO id_seq SELECT 'users', coalesce(max(id), 0) FROM users;
+     INSERT INTO id_seq SELECT 'groups', coalesce(max(id), 0) FROM groups;
+     INSERT INTO id_seq SELECT 'privileges', coalesce(max(id), 0) FROM privileges;
+     INSERT INTO id_seq SELECT 'api_keys', coalesce(max(id), 0) FROM api_keys;",
 ];
 
 /// The embedded SQLite store.
@@ -237,6 +244,7 @@ impl Store for SqliteStore {
             )?,
             twofactor_config,
             attributes,
+            id_high: load_id_high(&conn)?,
         })
     }
 
@@ -335,7 +343,29 @@ fn put(tx: &rusqlite::Transaction<'_>, table: &str, id: i64, data: &str) -> Resu
         "INSERT INTO {table} (id, data) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET data = excluded.data"
     );
     tx.execute(&sql, params![id, data]).map_err(conflict)?;
+    tx.execute(
+        "INSERT INTO id_seq (kind, last) VALUES (?1, ?2)
+         ON CONFLICT (kind) DO UPDATE SET last = max(last, excluded.last)",
+        params![table, id],
+    )?;
     Ok(())
+}
+
+fn load_id_high(conn: &Connection) -> Result<IdHigh, StoreError> {
+    let mut high = IdHigh::default();
+    let mut stmt = conn.prepare("SELECT kind, last FROM id_seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (kind, last) = row?;
+        match kind.as_str() {
+            "users" => high.users = last,
+            "groups" => high.groups = last,
+            "privileges" => high.privileges = last,
+            "api_keys" => high.api_keys = last,
+            _ => {}
+        }
+    }
+    Ok(high)
 }
 
 fn del(tx: &rusqlite::Transaction<'_>, table: &str, id: i64) -> Result<(), StoreError> {
@@ -398,6 +428,48 @@ mod tests {
         assert_eq!(snap.attributes, vec![(3000, json!({"a": 1}))]);
         assert!(snap.twofactor_config.enabled);
         s.integrity_check().unwrap();
+    }
+
+    #[test]
+    fn deleted_ids_stay_taken_across_reopen_and_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.apply(&[
+                Write::PutUser(user(1, "alice", 3000)),
+                Write::PutUser(user(7, "bob", 3001)),
+            ])
+            .unwrap();
+            s.apply(&[Write::DeleteUser(7)]).unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let snap = s.load().unwrap();
+        assert_eq!(snap.users.len(), 1);
+        assert_eq!(
+            snap.id_high.users, 7,
+            "bob's id 7 must not be given out again"
+        );
+        assert_eq!(snap.id_high.groups, 0);
+        drop(s);
+
+        // A schema-1 database (before id_seq) starts from its current largest ids.
+        let old = dir.path().join("v1");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            c.execute(
+                "INSERT INTO users (id, data) VALUES (5, ?1)",
+                params![to_json(&user(5, "carol", 3005)).unwrap()],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&old).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.load().unwrap().id_high.users, 5);
     }
 
     #[test]

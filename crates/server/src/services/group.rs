@@ -128,7 +128,7 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
                     verrors.add("group_create.gid", format!("Gid {gid} is already used."));
                 }
                 let mut g = Group {
-                    id: Directory::next_id(&dir.groups),
+                    id: Directory::next_id(&dir.groups, dir.id_high.groups),
                     gid,
                     name: String::new(),
                     builtin: false,

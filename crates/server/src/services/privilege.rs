@@ -177,7 +177,7 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
         .app
         .mutate(move |dir| {
             let mut p = Privilege {
-                id: Directory::next_id(&dir.privileges),
+                id: Directory::next_id(&dir.privileges, dir.id_high.privileges),
                 builtin_name: None,
                 name: String::new(),
                 local_groups: vec![],

@@ -222,7 +222,7 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
             move |dir| {
                 let mut verrors = Verrors::new();
                 let mut batch = Vec::new();
-                let id = Directory::next_id(&dir.users);
+                let id = Directory::next_id(&dir.users, dir.id_high.users);
                 let uid = data
                     .get("uid")
                     .and_then(Value::as_u64)
@@ -246,7 +246,7 @@ async fn create(ctx: Ctx, params: Vec<Value>) -> Result<Value, ApiError> {
                     } else {
                         let gid_taken = dir.group_by_gid(uid).is_some();
                         let g = Group {
-                            id: Directory::next_id(&dir.groups),
+                            id: Directory::next_id(&dir.groups, dir.id_high.groups),
                             gid: if gid_taken { dir.next_gid() } else { uid },
                             name: username.clone(),
                             builtin: false,
