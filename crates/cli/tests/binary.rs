@@ -310,7 +310,7 @@ fn connection_failures() {
 /// --ignored mock_server` serves the mock middleware on `$GATEHOUSE_MOCK_DIR/gatehoused.sock`
 /// for 10 minutes (then `GATEHOUSE_DATA_DIR=/tmp/m gatehouse`).
 #[test]
-#[ignore]
+#[ignore = "manual testing aid: serves a mock middleware for 10 minutes"]
 fn mock_server() {
     let Some(dir) = std::env::var_os("GATEHOUSE_MOCK_DIR") else {
         return;

@@ -193,9 +193,13 @@ async fn unauthenticated_connections_are_closed_after_the_idle_limit() {
 
 #[tokio::test]
 async fn calls_in_flight_are_capped_per_connection_only() {
-    let srv = TestServer::start_with(|c| c.limits.max_inflight = 2).await;
+    let srv = TestServer::start_with(|c| {
+        c.limits.max_inflight = 2;
+        c.login_failure_delay_ms = [1000, 1000];
+    })
+    .await;
     let mut busy = srv.tcp().await;
-    // Failed password logins are slow (one hash each), so they stay in flight.
+    // Failed password logins are slow (a hash and the failure delay), so they stay in flight.
     for id in 1..=3 {
         let f = json!({"jsonrpc":"2.0","id":id,"method":"auth.login_ex","params":[{"mechanism":"PASSWORD_PLAIN","username":"nobody","password":"x"}]});
         busy.send(&f.to_string()).await;

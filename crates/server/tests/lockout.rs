@@ -168,7 +168,9 @@ async fn unknown_user_wrong_password_and_locked_account_take_the_same_time() {
     for _ in 0..2 {
         attempt(&srv, "carol", "wrong").await;
     }
-    let n = 6;
+    // Many rounds, interleaved: a noisy neighbour hits all three series alike, and the
+    // statistics below ignore the outliers it leaves.
+    let n = 15;
     let (mut unknown, mut wrong, mut locked) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         // Fresh unknown names and an unlocked bob (cleared by a success) each round.
@@ -190,11 +192,12 @@ async fn unknown_user_wrong_password_and_locked_account_take_the_same_time() {
         hi <= lo * 1.5 + 0.005,
         "medians unknown {mu:.4}s wrong {mw:.4}s locked {ml:.4}s; {unknown:?} {wrong:?} {locked:?}"
     );
-    // And their ranges intersect.
-    let max_min = unknown[0].max(wrong[0]).max(locked[0]);
-    let min_max = unknown[n - 1].min(wrong[n - 1]).min(locked[n - 1]);
+    // And their interquartile ranges intersect.
+    let (q1, q3) = (n / 4, n - 1 - n / 4);
+    let max_q1 = unknown[q1].max(wrong[q1]).max(locked[q1]);
+    let min_q3 = unknown[q3].min(wrong[q3]).min(locked[q3]);
     assert!(
-        max_min <= min_max + Duration::from_millis(5),
-        "ranges do not overlap: {unknown:?} {wrong:?} {locked:?}"
+        max_q1 <= min_q3 + Duration::from_millis(5),
+        "interquartile ranges do not overlap: {unknown:?} {wrong:?} {locked:?}"
     );
 }

@@ -164,9 +164,13 @@ async fn limits_close_with_truenas_codes() {
 
 #[tokio::test]
 async fn too_many_calls_in_flight() {
-    let srv = TestServer::start_with(|c| c.limits.max_inflight = 2).await;
+    let srv = TestServer::start_with(|c| {
+        c.limits.max_inflight = 2;
+        c.login_failure_delay_ms = [1000, 1000];
+    })
+    .await;
     let mut ws = srv.tcp().await;
-    // Failed password logins are slow (one Argon2 hash each), so they stay in flight.
+    // Failed password logins are slow (a hash and the failure delay), so they stay in flight.
     for id in 1..=3 {
         let f = json!({"jsonrpc":"2.0","id":id,"method":"auth.login_ex","params":[{"mechanism":"PASSWORD_PLAIN","username":"nobody","password":"x"}]});
         ws.send(&f.to_string()).await;

@@ -31,15 +31,28 @@ fn spawn(dir: &Path, port: u16) -> Child {
         .unwrap()
 }
 
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// Starts the server on a free port and waits until it serves. Another test may grab the
+/// port between `free_port` and the bind (then the child exits at once, or another server
+/// answers on it): retry on a new port rather than talk to the wrong process.
+fn start(dir: &Path) -> Child {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(dir, port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break; // exited: most likely the port was taken; try another
+            }
+            if dir.join("gatehoused.sock").exists()
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return child;
+            }
+            assert!(Instant::now() < deadline, "server did not start on {port}");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("server did not start listening on {port}");
+    panic!("server did not start after 5 attempts");
 }
 
 /// Runs the binary to completion and returns (exit code, stderr).
@@ -68,9 +81,7 @@ fn sigterm(child: &Child) {
 #[test]
 fn first_start_lock_and_clean_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut first = spawn(dir.path(), port);
-    wait_listening(port);
+    let mut first = start(dir.path());
 
     // The generated admin password is written owner-only.
     let pw_file = dir.path().join("initial-admin-password");
@@ -110,9 +121,7 @@ fn first_start_lock_and_clean_sigterm() {
     );
 
     // Restart on the same directory works (lock released, stale socket replaced).
-    let port2 = free_port();
-    let mut again = spawn(dir.path(), port2);
-    wait_listening(port2);
+    let mut again = start(dir.path());
     sigterm(&again);
     assert_eq!(again.wait().unwrap().code(), Some(0));
 }
