@@ -181,10 +181,16 @@ fn interactive_shell_in_tmux() {
 
     // Ctrl-D on an empty line exits with status 0.
     tmux.keys(&["C-d"]);
+    // tmux may mark the pane dead a moment before it records the exit status (regression: the
+    // status read back empty), so wait for both.
     tmux.wait("the shell to exit", |t| {
         t.ok(&["display-message", "-p", "-t", "gh", "#{pane_dead}"])
             .trim()
             == "1"
+            && !t
+                .ok(&["display-message", "-p", "-t", "gh", "#{pane_dead_status}"])
+                .trim()
+                .is_empty()
     });
     let status = tmux.ok(&["display-message", "-p", "-t", "gh", "#{pane_dead_status}"]);
     assert_eq!(status.trim(), "0", "{}", tmux.screen());
