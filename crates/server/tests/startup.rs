@@ -34,7 +34,32 @@ fn spawn(dir: &Path, port: u16) -> Child {
 /// Starts the server on a free port and waits until it serves. Another test may grab the
 /// port between `free_port` and the bind (then the child exits at once, or another server
 /// answers on it): retry on a new port rather than talk to the wrong process.
-fn start(dir: &Path) -> Child {
+/// A started server that is killed if the test panics before it stops it (no stray daemons).
+struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn start(dir: &Path) -> Daemon {
     for _ in 0..5 {
         let port = free_port();
         let mut child = spawn(dir, port);
@@ -46,9 +71,13 @@ fn start(dir: &Path) -> Child {
             if dir.join("gatehoused.sock").exists()
                 && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             {
-                return child;
+                return Daemon(child);
             }
-            assert!(Instant::now() < deadline, "server did not start on {port}");
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not start on {port}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
