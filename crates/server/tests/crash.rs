@@ -24,6 +24,16 @@ struct Daemon {
     socket: PathBuf,
 }
 
+/// A failed assertion must not leave the daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
     fn start(dir: &Path) -> Self {
         let config = dir.join("gatehoused.toml");
