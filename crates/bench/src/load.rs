@@ -148,6 +148,18 @@ pub async fn closed_loop(
     }
     start_gate.wait().await;
     let t0 = Instant::now();
+    gather(tasks, t0).await
+}
+
+/// What one connection's task returns: its latencies (ns), its error replies, the connection.
+type ConnResult = anyhow::Result<(Vec<u64>, usize, Ws)>;
+
+/// Waits for every connection's task and merges them into one [`Run`] whose wall time runs
+/// from `t0` to the last reply; hands the connections back for the next scenario.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<ConnResult>>,
+    t0: Instant,
+) -> anyhow::Result<(Run, Vec<Ws>)> {
     let mut run = Run {
         latencies_ns: Vec::new(),
         wall: Duration::ZERO,
@@ -202,20 +214,7 @@ pub async fn paced(
         }));
     }
     let t0 = Instant::now();
-    let mut run = Run {
-        latencies_ns: Vec::new(),
-        wall: Duration::ZERO,
-        errors: 0,
-    };
-    let mut back = Vec::new();
-    for t in tasks {
-        let (lat, errors, ws) = t.await??;
-        run.latencies_ns.extend(lat);
-        run.errors += errors;
-        back.push(ws);
-    }
-    run.wall = t0.elapsed();
-    Ok((run, back))
+    gather(tasks, t0).await
 }
 
 /// Closes connections politely (best effort, bounded).
